@@ -1,0 +1,63 @@
+# Raster Super-Resolution: set-up, demo, tests, training and packaging.
+# `make demo` and `make test` work on a fresh Debian 12 machine (run as root
+# or with sudo rights for apt-get).
+
+SHELL := /bin/bash
+SYS_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin
+PIP_PACKAGES := torch==2.13.0 safetensors pytest pytest-qgis
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export QT_QPA_PLATFORM ?= offscreen
+MODEL ?=
+SCALE ?=
+
+.PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs clean
+
+setup: system-packages $(VENV)/.stamp
+
+system-packages:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "Installing QGIS and GDAL from Debian's packages..."; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_PACKAGES); \
+	fi
+
+# Debian's GDAL and QGIS are built against the system numpy: pin it so pip never adds a second one.
+$(VENV)/.stamp: Makefile
+	@[ -x $(PY) ] || $(SYS_PYTHON) -m venv --system-site-packages $(VENV)
+	@$(SYS_PYTHON) -c "import numpy; print('numpy==' + numpy.__version__)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt $(PIP_PACKAGES)
+	@touch $@
+
+demo: setup
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest tests/unit -p no:qgis -q
+	$(PY) -m pytest tests/qgis -q
+
+install: setup
+	$(PY) tools/install_plugin.py
+
+package:
+	$(SYS_PYTHON) tools/package.py
+
+data:
+	$(SYS_PYTHON) tools/fetch_data.py
+
+train: setup
+	$(PY) -m backend train-recipes $(if $(MODEL),--model $(MODEL)) $(if $(SCALE),--scale $(SCALE))
+
+evaluate: setup
+	$(PY) tools/evaluate_shipped.py
+
+bench: setup
+	$(PY) tools/bench.py
+
+docs: setup
+	$(PY) tools/update_docs.py
+
+clean:
+	rm -rf build dist .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,155 @@
+"""Command line: ``python -m backend superresolve|evaluate|models|train|train-recipes``.
+
+Choices come from the registry. User errors print one line and exit 2;
+Ctrl-C leaves no partial output and exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import Cancelled, SuperResError
+from .registry import MODELS, markdown_table, model_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bands(text: str) -> List[int]:
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("bands are comma-separated band numbers, e.g. 1,2,3") from None
+
+
+def _extent(text: str):
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4:
+        raise argparse.ArgumentTypeError("extent is xmin,ymin,xmax,ymax in the input's CRS")
+    return tuple(vals)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with model choices from the registry."""
+    p = argparse.ArgumentParser(prog="python -m backend", description="Raster super-resolution.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sr = sub.add_parser("superresolve", help="super-resolve a raster file")
+    sr.add_argument("input")
+    sr.add_argument("output")
+    sr.add_argument("--model", choices=model_names(), default="dganet")
+    sr.add_argument("--scale", type=int, choices=(2, 4, 8), default=4)
+    sr.add_argument("--ise", type=int, default=0, help="ISE iterations (0 disables)")
+    sr.add_argument("--ise-kernel", choices=("bicubic", "bilinear"), default=None,
+                    help="ISE resampling; default: the weights' training degradation")
+    sr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    sr.add_argument("--tile", type=int, default=None, help="tile size in input pixels")
+    sr.add_argument("--overlap", type=int, default=None, help="tile margin (default: the safe margin)")
+    sr.add_argument("--bands", type=_bands, default=None, help="e.g. 1,2,3 (default: all)")
+    sr.add_argument("--extent", type=_extent, default=None, help="xmin,ymin,xmax,ymax in the input's CRS")
+    sr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    ev = sub.add_parser("evaluate", help="degrade an HR raster, super-resolve it, and compare")
+    ev.add_argument("hr")
+    ev.add_argument("--scale", type=int, choices=(2, 4, 8), default=4)
+    ev.add_argument("--models", default="bicubic,dganet")
+    ev.add_argument("--ise", default="0", help="comma-separated ISE iteration counts")
+    ev.add_argument("--bands", type=_bands, default=None)
+    ev.add_argument("--window", type=_bands, default=None, help="x,y,w,h pixel window of the HR raster")
+
+    sub.add_parser("models", help="list the models (markdown table)")
+
+    tr = sub.add_parser("train", help="train one recipe")
+    tr.add_argument("--model", default="dganet")
+    tr.add_argument("--scale", type=int, default=4)
+    tr.add_argument("--bands", type=int, choices=(1, 3), default=3)
+    tr.add_argument("--data", default=str(ROOT / "data" / "packed.npz"))
+    tr.add_argument("--out", default=None)
+    tr.add_argument("--run-dir", default=None)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--threads", type=int, default=None)
+    tr.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    tr.add_argument("--max-minutes", type=float, default=None, help="override the recipe's wall-clock cap")
+
+    tra = sub.add_parser("train-recipes", help="replay the shipped weights' recipes")
+    tra.add_argument("--model", default=None)
+    tra.add_argument("--scale", type=int, default=None)
+    tra.add_argument("--data", default=str(ROOT / "data" / "packed.npz"))
+    return p
+
+
+def _progress_bar():
+    """A one-line terminal progress bar, or nothing when not on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float) -> None:
+        n = int(fraction * 40)
+        sys.stderr.write(f"\r[{'#' * n}{'.' * (40 - n)}] {fraction * 100:5.1f}%")
+        if fraction >= 1:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "superresolve":
+            from .job import DEFAULT_TILE_SIZE, SuperResolveJob, run_job
+            job = SuperResolveJob(args.input, args.output, args.model, args.scale, args.ise,
+                                  args.extent, args.bands, args.device, args.tile or DEFAULT_TILE_SIZE,
+                                  args.overlap, args.ise_kernel, args.overwrite)
+            run_job(job, progress=_progress_bar(), log=print)
+            print(f"Wrote {args.output}")
+        elif args.command == "models":
+            print(markdown_table())
+        elif args.command == "evaluate":
+            from .evaluate import evaluate_file, format_table
+            rows = evaluate_file(args.hr, args.scale, args.models.split(","),
+                                 [int(n) for n in args.ise.split(",")], args.bands, args.window)
+            print(format_table(rows))
+        elif args.command == "train":
+            _train_one(args)
+        elif args.command == "train-recipes":
+            from .recipes import RECIPES
+            for r in RECIPES:
+                if (args.model in (None, r.model)) and (args.scale in (None, r.scale)):
+                    _train_one(argparse.Namespace(model=r.model, scale=r.scale, bands=r.bands,
+                                                  data=args.data, out=None, run_dir=None, device="auto",
+                                                  threads=None, steps=None, max_minutes=None))
+        return 0
+    except Cancelled as exc:
+        print(f"Cancelled: {exc}", file=sys.stderr)
+        return 130
+    except SuperResError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted: no output was written.", file=sys.stderr)
+        return 130
+
+
+def _train_one(args) -> None:
+    import dataclasses
+    from .recipes import find_recipe
+    from .registry import WEIGHTS_DIR
+    recipe = find_recipe(args.model, args.scale, args.bands)
+    if args.steps is not None:
+        recipe = dataclasses.replace(recipe, steps=args.steps)
+    if args.max_minutes is not None:
+        recipe = dataclasses.replace(recipe, max_minutes=args.max_minutes)
+    if not Path(args.data).is_file():
+        raise SuperResError(f"No packed training data at {args.data}: run `make data` first.")
+    from .train import train
+    out = args.out or str(WEIGHTS_DIR / f"{recipe.name}.safetensors")
+    run_dir = args.run_dir or str(ROOT / "train_runs" / recipe.name)
+    train(recipe, args.data, out, run_dir, device=args.device, threads=args.threads)
+
+
+__all__ = ["main", "build_parser", "MODELS"]

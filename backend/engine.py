@@ -1,0 +1,139 @@
+"""The inference engine: a model, its device, the run's statistics and ISE.
+
+An ``Engine`` is built once per run and is read-only afterwards, so tiles
+can be computed in any order or on other workers. Nothing is shared between
+runs: each run loads its own network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .errors import SuperResError
+from .normalise import BandStats
+from .registry import ModelSpec
+from .resample import KERNELS, ise_growth, numpy_upsample
+from .torch_support import require_torch, torch
+
+#: Pixels of nodata filling done before inference (also part of the margin).
+FILL_ITERATIONS = 8
+
+
+@dataclass
+class Engine:
+    """Turns a normalised, gap-filled LR array into a normalised SR array.
+
+    Attributes:
+        spec: the model.
+        scale: 2, 4 or 8.
+        stats: the run's per-band statistics.
+        device: torch device name (``cpu`` when torch is absent).
+        ise_iterations: ISE iterations N (seed 000, Algorithm 1); 0 disables.
+        ise_kernel: ``bicubic`` (matched to training) or ``bilinear`` (the paper's).
+        net: the loaded network, or None for interpolation baselines.
+        bands_per_pass: 3 for the RGB flavour, 1 for band by band.
+        weights_meta: the weights file's metadata (networks only).
+    """
+
+    spec: ModelSpec
+    scale: int
+    stats: BandStats
+    device: str = "cpu"
+    ise_iterations: int = 0
+    ise_kernel: str = "bicubic"
+    net: Optional[object] = None
+    bands_per_pass: int = 1
+    weights_meta: dict = field(default_factory=dict)
+
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context the model itself needs around a tile."""
+        if self.net is not None:
+            return self.net.receptive_radius()
+        from .resample import UP_RADIUS
+        return UP_RADIUS[self.spec.resample_mode] + 1
+
+    @property
+    def safe_margin(self) -> int:
+        """Margin (LR px) that makes tiled output equal one-piece output.
+
+        Model receptive field, plus nodata filling, plus what ISE adds per
+        iteration: each one widens the dependency by the support of its
+        downsampling and upsampling kernels.
+        """
+        return (self.receptive_radius + FILL_ITERATIONS
+                + self.ise_iterations * ise_growth(self.ise_kernel))
+
+    def infer(self, norm: np.ndarray) -> np.ndarray:
+        """Super-resolve a (C, h, w) normalised array to (C, h*s, w*s), float32."""
+        if self.spec.kind == "interpolation" and self.ise_iterations == 0 and torch is None:
+            return numpy_upsample(norm, self.scale, self.spec.resample_mode)
+        require_torch(f"Model '{self.spec.name}' with ISE iterations > 0"
+                      if self.spec.kind == "interpolation" else f"Model '{self.spec.name}'")
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)
+            c = x.shape[0]
+            if self.bands_per_pass == 1:
+                x = x[:, None]            # bands as a batch of 1-band images
+            else:
+                x = x[None]
+            sr = self._forward(x)
+            if self.ise_iterations:
+                sr = ise(sr, x, self.scale, self.ise_iterations, self.ise_kernel)
+            sr = sr.reshape(c, sr.shape[-2], sr.shape[-1])
+            return sr.float().cpu().numpy()
+
+    def _forward(self, x):
+        from .resample import torch_upsample
+        if self.net is None:
+            return torch_upsample(x, self.scale, self.spec.resample_mode)
+        return self.net(x)
+
+
+def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic"):
+    """Image-specific enhancement, seed 000 Algorithm 1 (iterative back-projection).
+
+    Each iteration downsamples the estimate, subtracts it from the LR input,
+    upsamples the difference and adds it. The tolerance stop of Algorithm 1
+    is left out: a per-tile stop would make neighbouring tiles disagree.
+    """
+    from .resample import torch_downsample, torch_upsample
+    up_mode = KERNELS[kernel][2]
+    for _ in range(iterations):
+        diff = lr - torch_downsample(sr, scale, kernel)
+        sr = sr + torch_upsample(diff, scale, up_mode)
+    return sr
+
+
+def build_engine(spec: ModelSpec, scale: int, stats: BandStats, n_bands: int, rgb: bool,
+                 device: str = "cpu", ise_iterations: int = 0,
+                 ise_kernel: Optional[str] = None) -> Engine:
+    """Load what ``spec`` needs for ``scale`` and return a ready engine.
+
+    ``rgb`` says the selected bands are natural-colour RGB, which uses the
+    3-band flavour when it exists; everything else runs band by band.
+    """
+    if ise_iterations < 0:
+        raise SuperResError("ISE_ITERATIONS must be 0 or more.")
+    if ise_kernel is not None and ise_kernel not in KERNELS:
+        raise SuperResError(f"Unknown ISE kernel '{ise_kernel}': use {', '.join(KERNELS)}.")
+    if spec.kind == "interpolation":
+        if ise_iterations:
+            require_torch("ISE (ISE_ITERATIONS > 0)")
+        return Engine(spec, scale, stats, device, ise_iterations, ise_kernel or "bicubic")
+    require_torch(f"Model '{spec.name}'")
+    flavours = spec.available_flavours(scale)
+    bands = 3 if (rgb and n_bands == 3 and 3 in flavours) else 1
+    if bands not in flavours:
+        raise SuperResError(f"Model '{spec.name}' x{scale} has no {bands}-band weights "
+                            f"(it has {', '.join(map(str, flavours)) or 'none'}-band ones).")
+    from .weights import load_weights
+    net = spec.build(bands, scale)
+    meta = load_weights(spec.weights_path(scale, bands), spec.name, scale, bands, net)
+    net.eval().to(device)
+    kernel = ise_kernel or meta.get("degradation", "bicubic")
+    if kernel not in KERNELS:
+        kernel = "bicubic"
+    return Engine(spec, scale, stats, device, ise_iterations, kernel, net, bands, meta)

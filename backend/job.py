@@ -1,0 +1,203 @@
+"""A super-resolution run, from parameters to a finished output.
+
+``SuperResolveJob`` is what every front end (the Processing algorithm, the
+dialog, the CLI) fills in; ``run_job`` does the work on files with GDAL and
+``super_resolve_array`` does the same on numpy arrays.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .encoding import encode
+from .engine import Engine, build_engine
+from .errors import SuperResError
+from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
+from .registry import check_scale, get_model
+from .tiling import Window, plan_tiles, run_tiles
+from .torch_support import resolve_device
+
+DEFAULT_TILE_SIZE = 256
+# GDAL colour interpretations of natural-colour RGB (GCI_RedBand, GCI_GreenBand, GCI_BlueBand).
+RGB_INTERP = (3, 4, 5)
+
+
+@dataclass
+class SuperResolveJob:
+    """The parameters of one run; front ends only fill this in.
+
+    Attributes:
+        input_path: a GDAL-readable raster file (opened read-only).
+        output_path: the GeoTIFF to write.
+        model: a registry model name.
+        scale: 2, 4 or 8.
+        ise_iterations: ISE iterations (0 disables).
+        extent: (xmin, ymin, xmax, ymax) in the input's CRS, or None for all of it.
+        bands: 1-based band numbers, or None for all.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        tile_size: core tile size in input pixels.
+        tile_overlap: margin in input pixels; None means the engine's safe margin.
+        ise_kernel: ``bicubic``/``bilinear``; None follows the weights' degradation.
+        overwrite: replace an existing output.
+    """
+
+    input_path: str
+    output_path: str
+    model: str = "dganet"
+    scale: int = 4
+    ise_iterations: int = 0
+    extent: Optional[Tuple[float, float, float, float]] = None
+    bands: Optional[Sequence[int]] = None
+    device: str = "auto"
+    tile_size: int = DEFAULT_TILE_SIZE
+    tile_overlap: Optional[int] = None
+    ise_kernel: Optional[str] = None
+    overwrite: bool = False
+
+
+@dataclass
+class JobResult:
+    """What a finished run reports."""
+
+    output_path: str
+    width: int
+    height: int
+    geotransform: Tuple[float, ...]
+    device: str
+    tiles: int
+    margin: int
+    seconds: float
+    ise_kernel: str
+    weights: str = ""
+    stats: Optional[BandStats] = None
+    log: List[str] = field(default_factory=list)
+
+
+def _check_common(model: str, scale: int, ise_iterations: int, tile_size: int,
+                  tile_overlap: Optional[int]):
+    spec = get_model(model)
+    if scale not in (2, 4, 8):
+        raise SuperResError(f"SCALE must be 2, 4 or 8, not {scale}.")
+    check_scale(spec, scale)
+    if ise_iterations < 0:
+        raise SuperResError("ISE_ITERATIONS must be 0 or more.")
+    if tile_size < 8:
+        raise SuperResError("TILE_SIZE must be at least 8 input pixels.")
+    if tile_overlap is not None and tile_overlap < 0:
+        raise SuperResError("TILE_OVERLAP must be 0 or more.")
+    return spec
+
+
+def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
+    if not bands:
+        return list(range(1, count + 1))
+    bad = [b for b in bands if not 1 <= int(b) <= count]
+    if bad:
+        raise SuperResError(f"BANDS {', '.join(map(str, bad))} out of range: the input has "
+                            f"bands 1 to {count}.")
+    return [int(b) for b in bands]
+
+
+def _run(reader, writer, region: Window, raster_w: int, raster_h: int, dtype, spec, scale,
+         ise_iterations, ise_kernel, device, rgb, tile_size, tile_overlap,
+         progress, is_cancelled) -> Tuple[Engine, int, int]:
+    """The part shared by files and arrays: statistics, engine, tiles."""
+    sample = reader.read_sample(region, SAMPLE_PIXELS)
+    stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
+    engine = build_engine(spec, scale, stats, sample.shape[0], rgb, device, ise_iterations, ise_kernel)
+    margin = engine.safe_margin if tile_overlap is None else tile_overlap
+    tiles = plan_tiles(region, raster_w, raster_h, tile_size, margin)
+    run_tiles(reader, writer, tiles, engine,
+              lambda values, valid: encode(values, valid, dtype, reader.nodata),
+              progress, is_cancelled)
+    return engine, margin, len(tiles)
+
+
+def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = None,
+            is_cancelled: Optional[Callable[[], bool]] = None,
+            log: Optional[Callable[[str], None]] = None) -> JobResult:
+    """Super-resolve ``job.input_path`` into ``job.output_path``.
+
+    The output covers exactly the snapped extent, with the pixel size divided
+    by the scale. On error or cancel the partial output is removed and the
+    exception (a ``SuperResError``) propagates.
+    """
+    from .raster_io import GdalReader, GdalWriter, extent_to_window, read_info
+    start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    spec = _check_common(job.model, job.scale, job.ise_iterations, job.tile_size, job.tile_overlap)
+    device = resolve_device(job.device)
+    src, dst = Path(job.input_path), Path(job.output_path)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise SuperResError("OUTPUT is the input file: choose another output name; "
+                            "the input is never overwritten.")
+    if not dst.parent.is_dir():
+        raise SuperResError(f"The output folder '{dst.parent}' does not exist.")
+    if dst.exists() and not job.overwrite:
+        raise SuperResError(f"Output '{dst}' already exists; choose another name or allow overwriting.")
+    if not os.access(dst.parent, os.W_OK):
+        raise SuperResError(f"The output folder '{dst.parent}' is not writable.")
+    info = read_info(str(src))
+    bands = _check_bands(job.bands, info.band_count)
+    region = extent_to_window(job.extent, info.geotransform, info.width, info.height)
+    s = job.scale
+    x0, pw, _, y0, _, ph = info.geotransform
+    out_gt = (x0 + region.x * pw, pw / s, 0.0, y0 + region.y * ph, 0.0, ph / s)
+    band_infos = [info.bands[b - 1] for b in bands]
+    rgb = tuple(b.color_interp for b in band_infos) == RGB_INTERP
+    reader = GdalReader(info, bands)
+    writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
+                        info.gdal_type, band_infos, reader.nodata)
+    try:
+        engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
+                                       spec, s, job.ise_iterations, job.ise_kernel, device, rgb,
+                                       job.tile_size, job.tile_overlap, progress, is_cancelled)
+        writer.commit(job.overwrite)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        reader.close()
+    seconds = time.perf_counter() - start
+    weights = spec.weights_path(s, engine.bands_per_pass).name if engine.net is not None else ""
+    result = JobResult(str(dst), region.w * s, region.h * s, out_gt, device, n_tiles, margin,
+                       seconds, engine.ise_kernel, weights, engine.stats)
+    result.log = [
+        f"Model {spec.name} x{s}" + (f" ({weights}, {engine.bands_per_pass}-band)" if weights else ""),
+        f"ISE: {job.ise_iterations} iterations, kernel {engine.ise_kernel}",
+        f"Device: {device}",
+        f"Input window: x {region.x}, y {region.y}, {region.w} x {region.h} px; bands {bands}",
+        f"Tiles: {n_tiles} of up to {job.tile_size} px with a {margin} px margin",
+        f"Output: {region.w * s} x {region.h * s} px, pixel size {abs(pw / s):g} x {abs(ph / s):g}",
+        f"Elapsed: {seconds:.2f} s",
+    ]
+    for line in result.log:
+        say(line)
+    return result
+
+
+def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
+                        ise_iterations: int = 0, nodata: Optional[Sequence] = None,
+                        rgb: bool = False, device: str = "auto",
+                        tile_size: int = DEFAULT_TILE_SIZE, tile_overlap: Optional[int] = None,
+                        ise_kernel: Optional[str] = None, out: Optional[np.ndarray] = None,
+                        progress=None, is_cancelled=None) -> np.ndarray:
+    """Super-resolve a (C, H, W) or (H, W) array with the same pipeline as files.
+
+    Works without GDAL (e.g. on memory-mapped arrays on a GPU machine).
+    ``out`` may be a preallocated (C, H*s, W*s) array or memmap.
+    """
+    from .arrays import ArrayReader, ArrayWriter
+    spec = _check_common(model, scale, ise_iterations, tile_size, tile_overlap)
+    reader = ArrayReader(array, nodata)
+    c, h, w = reader.array.shape
+    writer = ArrayWriter((c, h * scale, w * scale), reader.array.dtype, out)
+    _run(reader, writer, Window(0, 0, w, h), w, h, reader.array.dtype, spec, scale,
+         ise_iterations, ise_kernel, resolve_device(device), rgb, tile_size, tile_overlap,
+         progress, is_cancelled)
+    return writer.array

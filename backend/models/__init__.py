@@ -1,0 +1,1 @@
+"""Network architectures (PyTorch). Imported only when a network runs."""

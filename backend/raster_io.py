@@ -1,0 +1,213 @@
+"""GDAL raster reading and writing for the tile pipeline.
+
+The input is opened read-only. The output is written under a hidden
+temporary name in the destination folder and renamed only on success.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import SuperResError
+from .tiling import Window, sample_shape
+
+GDAL_FIX = "Install GDAL's Python bindings (Debian: python3-gdal)"
+
+
+def _gdal():
+    try:
+        from osgeo import gdal
+    except ImportError as exc:
+        raise SuperResError(f"Reading rasters needs GDAL ({exc}). {GDAL_FIX}.") from None
+    return gdal
+
+
+@dataclass(frozen=True)
+class BandInfo:
+    """Per-band properties carried from input to output."""
+
+    description: str
+    color_interp: int
+    nodata: Optional[float]
+    scale: Optional[float]
+    offset: Optional[float]
+    unit: str
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the pipeline needs to know about an input raster."""
+
+    path: str
+    width: int
+    height: int
+    geotransform: Tuple[float, ...]
+    crs_wkt: str
+    dtype: np.dtype
+    gdal_type: int
+    bands: Tuple[BandInfo, ...]
+
+    @property
+    def band_count(self) -> int:
+        """Number of bands in the file."""
+        return len(self.bands)
+
+
+def extent_to_window(extent, geotransform, width: int, height: int) -> Window:
+    """Snap a (xmin, ymin, xmax, ymax) extent outward to the pixel grid, clipped to the raster.
+
+    Raises ``SuperResError`` when the extent does not overlap the raster.
+    """
+    if extent is None:
+        return Window(0, 0, width, height)
+    xmin, ymin, xmax, ymax = extent
+    if not (xmax > xmin and ymax > ymin):
+        raise SuperResError("EXTENT is empty: its maximum must be larger than its minimum.")
+    x0, pw, _, y0, _, ph = geotransform
+    eps = 1e-6  # pixels: keeps an extent already on the grid from growing by one
+    cols = sorted(((xmin - x0) / pw, (xmax - x0) / pw))
+    rows = sorted(((ymax - y0) / ph, (ymin - y0) / ph))
+    c0, c1 = math.floor(cols[0] + eps), math.ceil(cols[1] - eps)
+    r0, r1 = math.floor(rows[0] + eps), math.ceil(rows[1] - eps)
+    c0, r0 = max(c0, 0), max(r0, 0)
+    c1, r1 = min(c1, width), min(r1, height)
+    if c1 <= c0 or r1 <= r0:
+        raise SuperResError("EXTENT does not overlap the input layer. Leave it empty to use "
+                            "the whole layer, or draw an extent over the layer.")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def read_info(path: str) -> RasterInfo:
+    """Open ``path`` read-only and describe it, or raise a clear error."""
+    gdal = _gdal()
+    ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+    if ds is None:
+        raise SuperResError(f"Cannot open '{path}' as a raster: {gdal.GetLastErrorMsg() or 'unknown format'}.")
+    if ds.RasterCount == 0:
+        raise SuperResError(f"'{path}' has no raster bands.")
+    gt = tuple(ds.GetGeoTransform(can_return_null=True) or (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
+    if gt[2] != 0 or gt[4] != 0:
+        raise SuperResError(f"'{path}' has a rotated or sheared geotransform, which is not "
+                            "supported: warp it north-up first (Raster > Projections > Warp).")
+    bands = []
+    for i in range(1, ds.RasterCount + 1):
+        b = ds.GetRasterBand(i)
+        bands.append(BandInfo(b.GetDescription() or "", b.GetColorInterpretation(),
+                              b.GetNoDataValue(), b.GetScale(), b.GetOffset(), b.GetUnitType() or ""))
+    gdal_type = ds.GetRasterBand(1).DataType
+    from osgeo import gdal_array
+    dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type))
+    info = RasterInfo(str(path), ds.RasterXSize, ds.RasterYSize, gt, ds.GetProjection() or "",
+                      dtype, gdal_type, tuple(bands))
+    ds = None
+    return info
+
+
+class GdalReader:
+    """Windowed reads of the selected bands (1-based) of a raster, read-only."""
+
+    def __init__(self, info: RasterInfo, bands: Sequence[int]):
+        gdal = _gdal()
+        self.info = info
+        self.bands = list(bands)
+        self.nodata = [info.bands[b - 1].nodata for b in self.bands]
+        self._ds = gdal.OpenEx(info.path, gdal.OF_RASTER | gdal.OF_READONLY)
+
+    def read(self, window: Window) -> np.ndarray:
+        """(C, h, w) values of ``window`` in the file's data type."""
+        return self._read(window, window.w, window.h)
+
+    def read_sample(self, window: Window, max_pixels: int) -> np.ndarray:
+        """A deterministic nearest-neighbour decimation of ``window`` with at most ``max_pixels``."""
+        bw, bh = sample_shape(window, max_pixels)
+        return self._read(window, bw, bh)
+
+    def _read(self, window: Window, bw: int, bh: int) -> np.ndarray:
+        out = []
+        for b in self.bands:
+            arr = self._ds.GetRasterBand(b).ReadAsArray(window.x, window.y, window.w, window.h,
+                                                        buf_xsize=bw, buf_ysize=bh)
+            if arr is None:
+                raise SuperResError(f"GDAL could not read band {b}: {_gdal().GetLastErrorMsg()}")
+            out.append(arr)
+        return np.stack(out)
+
+    def close(self) -> None:
+        """Release the dataset."""
+        self._ds = None
+
+
+def temporary_path(final: Path) -> Path:
+    """A hidden name beside ``final`` for the output while it is written."""
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}-{id(final):x}{final.suffix or '.tif'}")
+
+
+class GdalWriter:
+    """A GeoTIFF written tile by tile under a temporary name, renamed by ``commit``."""
+
+    def __init__(self, final_path: str, width: int, height: int, geotransform, crs_wkt: str,
+                 gdal_type: int, bands: List[BandInfo], nodata: Sequence[Optional[float]]):
+        gdal = _gdal()
+        self.final = Path(final_path)
+        self.tmp = temporary_path(self.final)
+        driver = gdal.GetDriverByName("GTiff")
+        options = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+        self._ds = driver.Create(str(self.tmp), width, height, len(bands), gdal_type, options)
+        if self._ds is None:
+            raise SuperResError(f"Cannot create the output in '{self.final.parent}': "
+                                f"{gdal.GetLastErrorMsg() or 'permission denied or disk full'}.")
+        self._ds.SetGeoTransform(tuple(geotransform))
+        if crs_wkt:
+            self._ds.SetProjection(crs_wkt)
+        for i, (info, nd) in enumerate(zip(bands, nodata), start=1):
+            band = self._ds.GetRasterBand(i)
+            if info.description:
+                band.SetDescription(info.description)
+            band.SetColorInterpretation(info.color_interp)
+            if nd is not None:
+                band.SetNoDataValue(float(nd))
+            if info.scale is not None and info.scale != 1.0:
+                band.SetScale(info.scale)
+            if info.offset is not None and info.offset != 0.0:
+                band.SetOffset(info.offset)
+            if info.unit:
+                band.SetUnitType(info.unit)
+
+    def write(self, window: Window, values: np.ndarray) -> None:
+        """Write (C, h, w) ``values`` at ``window``."""
+        for i in range(values.shape[0]):
+            err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
+            if err != 0:
+                raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: "
+                                    f"{_gdal().GetLastErrorMsg() or 'disk full?'}")
+
+    def commit(self, overwrite: bool) -> None:
+        """Flush, close and move the temporary file to its final name."""
+        gdal = _gdal()
+        self._ds.FlushCache()
+        self._ds = None
+        if gdal.GetLastErrorType() >= gdal.CE_Failure and not self.tmp.exists():
+            raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg()}")
+        if self.final.exists() and not overwrite:
+            self.abort()
+            raise SuperResError(f"Output '{self.final}' already exists; choose another name or allow overwriting.")
+        try:
+            os.replace(self.tmp, self.final)
+        except OSError as exc:
+            self.abort()
+            raise SuperResError(f"Cannot move the result to '{self.final}': {exc.strerror}. "
+                                "Is the file open in another program?") from None
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (after an error or a cancel)."""
+        self._ds = None
+        for p in (self.tmp, self.tmp.with_name(self.tmp.name + ".aux.xml")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,130 @@
+"""Tiled, streamed super-resolution.
+
+``plan_tiles`` cuts the processed region into core windows with margins;
+``super_resolve_tile`` is pure (a window and an array in, an array out), so
+tiles can run in any order or be handed to a distributed scheduler;
+``run_tiles`` streams them from a reader to a writer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+
+from .engine import FILL_ITERATIONS, Engine
+from .errors import Cancelled, SuperResError
+from .normalise import denormalise, fill_invalid, normalise, valid_mask
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel window: column ``x``, row ``y``, width ``w``, height ``h``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def scaled(self, s: int) -> "Window":
+        """The same ground area on a grid ``s`` times finer."""
+        return Window(self.x * s, self.y * s, self.w * s, self.h * s)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One unit of work: the ``core`` to produce and the ``read`` window around it."""
+
+    index: int
+    core: Window
+    read: Window
+
+
+class Reader(Protocol):
+    """What the pipeline needs from an input: windowed reads of the selected bands."""
+
+    nodata: Sequence
+
+    def read(self, window: Window) -> np.ndarray:
+        """Return the selected bands of ``window`` as (C, h, w)."""
+
+
+class Writer(Protocol):
+    """What the pipeline needs from an output: windowed writes of HR tiles."""
+
+    def write(self, window: Window, values: np.ndarray) -> None:
+        """Store (C, h, w) output values at the HR ``window``."""
+
+
+def sample_shape(window: Window, max_pixels: int) -> Tuple[int, int]:
+    """Buffer size of a statistics sample: the window, decimated by one whole factor."""
+    step = max(1, math.ceil(math.sqrt(window.w * window.h / max_pixels)))
+    return max(1, window.w // step), max(1, window.h // step)
+
+
+def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,
+               margin: int) -> List[Tile]:
+    """Cut ``region`` into cores of at most ``tile_size`` with ``margin`` around each.
+
+    Margins reach into the raster beyond the region where there is data, and
+    are clipped at the raster's edges.
+    """
+    if tile_size < 1:
+        raise SuperResError("TILE_SIZE must be at least 1 pixel.")
+    tiles = []
+    for y in range(region.y, region.y + region.h, tile_size):
+        for x in range(region.x, region.x + region.w, tile_size):
+            w = min(tile_size, region.x + region.w - x)
+            h = min(tile_size, region.y + region.h - y)
+            x0, y0 = max(0, x - margin), max(0, y - margin)
+            x1, y1 = min(raster_w, x + w + margin), min(raster_h, y + h + margin)
+            tiles.append(Tile(len(tiles), Window(x, y, w, h), Window(x0, y0, x1 - x0, y1 - y0)))
+    return tiles
+
+
+def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray,
+                       nodata: Sequence) -> Tuple[np.ndarray, np.ndarray]:
+    """Super-resolve one tile: raw (C, h, w) values of ``tile.read`` in, core out.
+
+    Returns the de-normalised float64 SR values of the core's HR window and
+    its validity mask (each LR pixel's validity repeated over its s x s block).
+    """
+    s = engine.scale
+    valid = valid_mask(values, nodata)
+    norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
+    sr = engine.infer(norm)
+    ox, oy = tile.core.x - tile.read.x, tile.core.y - tile.read.y
+    sl = (slice(None), slice(oy * s, (oy + tile.core.h) * s), slice(ox * s, (ox + tile.core.w) * s))
+    core_valid = valid[:, oy:oy + tile.core.h, ox:ox + tile.core.w]
+    hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
+    return denormalise(sr[sl], engine.stats), hr_valid
+
+
+def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Engine,
+              encode: Callable[[np.ndarray, np.ndarray], np.ndarray],
+              progress: Optional[Callable[[float], None]] = None,
+              is_cancelled: Optional[Callable[[], bool]] = None) -> None:
+    """Stream ``tiles`` through ``engine`` from ``reader`` to ``writer``.
+
+    ``encode(values, valid)`` turns SR floats into output-type values with
+    nodata applied. Cancellation is checked before every tile; a read error
+    is reported with the tile's location.
+    """
+    for done, tile in enumerate(tiles):
+        if is_cancelled is not None and is_cancelled():
+            raise Cancelled(f"Cancelled before tile {done + 1} of {len(tiles)}.")
+        try:
+            values = reader.read(tile.read)
+        except SuperResError:
+            raise
+        except Exception as exc:
+            raise SuperResError(
+                f"Could not read tile {done + 1} of {len(tiles)} (pixels x {tile.read.x}-"
+                f"{tile.read.x + tile.read.w}, y {tile.read.y}-{tile.read.y + tile.read.h}) "
+                f"of the input: {exc}") from None
+        sr, hr_valid = super_resolve_tile(engine, tile, values, reader.nodata)
+        writer.write(tile.core.scaled(engine.scale), encode(sr, hr_valid))
+        if progress is not None:
+            progress((done + 1) / len(tiles))
+

@@ -1,0 +1,1 @@
+"""The plugin class and its background runner."""

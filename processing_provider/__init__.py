@@ -1,0 +1,1 @@
+"""The `superres` Processing provider and its algorithms."""

@@ -1,0 +1,165 @@
+"""`superres:superresolve`, "Super-resolve raster": parses parameters, hands off to the backend."""
+from pathlib import Path
+
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterBand, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+from qgis.PyQt.QtGui import QIcon
+
+from ..backend.errors import SuperResError
+from ..backend.job import DEFAULT_TILE_SIZE, SuperResolveJob, run_job
+from ..backend.registry import MODELS, model_names
+from .provider import ICON
+
+SCALES = ("2", "4", "8")
+DEVICES = ("auto", "cpu", "cuda")
+ISE_KERNELS = ("weights", "bicubic", "bilinear")
+
+
+class SuperResolveAlgorithm(QgsProcessingAlgorithm):
+    """Super-resolve a raster layer x2, x4 or x8 with a model from the registry."""
+
+    INPUT = "INPUT"
+    MODEL = "MODEL"
+    SCALE = "SCALE"
+    ISE_ITERATIONS = "ISE_ITERATIONS"
+    EXTENT = "EXTENT"
+    BANDS = "BANDS"
+    DEVICE = "DEVICE"
+    TILE_SIZE = "TILE_SIZE"
+    TILE_OVERLAP = "TILE_OVERLAP"
+    ISE_KERNEL = "ISE_KERNEL"
+    OUTPUT = "OUTPUT"
+
+    def name(self):
+        """Algorithm id."""
+        return "superresolve"
+
+    def displayName(self):
+        """Toolbox name."""
+        return "Super-resolve raster"
+
+    def shortHelpString(self):
+        """Help shown beside the dialog."""
+        models = "".join(f"<li><b>{m.name}</b>: {m.description}</li>" for m in MODELS)
+        return ("<p>Makes a sharper raster with SCALE times smaller pixels covering exactly the "
+                "same ground, in the input's CRS and data type.</p>"
+                f"<p>Models:</p><ul>{models}</ul>"
+                "<p>ISE (image-specific enhancement) back-projects the difference between the "
+                "input and the downsampled result, so the result stays consistent with the input. "
+                "Nodata stays nodata. Runs on CUDA when available, otherwise the CPU.</p>")
+
+    def icon(self):
+        """Toolbox icon."""
+        return QIcon(ICON)
+
+    def createInstance(self):
+        """A fresh instance (Processing runs each on its own thread)."""
+        return SuperResolveAlgorithm()
+
+    def _add(self, param, help_text, advanced=False):
+        param.setHelp(help_text)
+        if advanced:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(param)
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters; their names are a public API."""
+        self._add(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster layer"),
+                  "A raster layer stored in a file GDAL can read (GeoTIFF, JPEG2000, ...).")
+        model = QgsProcessingParameterEnum(self.MODEL, "Model", options=list(model_names()),
+                                           defaultValue="dganet")
+        model.setUsesStaticStrings(True)
+        self._add(model, "dganet is the trained network; bicubic, bilinear and nearest are "
+                         "interpolation baselines that need no PyTorch.")
+        scale = QgsProcessingParameterEnum(self.SCALE, "Scale factor", options=list(SCALES),
+                                           defaultValue="4")
+        scale.setUsesStaticStrings(True)
+        self._add(scale, "Output pixels are this many times smaller. A model fails at once on a "
+                         "scale it has no weights for, and lists the scales it has.")
+        self._add(QgsProcessingParameterNumber(self.ISE_ITERATIONS, "ISE iterations",
+                                               QgsProcessingParameterNumber.Integer, 5, minValue=0,
+                                               maxValue=100),
+                  "Iterations of image-specific enhancement (back-projection); 0 disables it.")
+        self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+                  "Area to process, in any CRS; default the whole layer. It is clipped to the "
+                  "layer and snapped outward to the input pixel grid.")
+        self._add(QgsProcessingParameterBand(self.BANDS, "Bands", None, self.INPUT, optional=True,
+                                             allowMultiple=True),
+                  "Bands to super-resolve, in this order; default all. Three Red/Green/Blue "
+                  "bands use the RGB model; anything else runs band by band.")
+        device = QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICES),
+                                            defaultValue="auto")
+        device.setUsesStaticStrings(True)
+        self._add(device, "auto uses a CUDA GPU when PyTorch sees one; cuda fails if there is none.",
+                  advanced=True)
+        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size (input pixels)",
+                                               QgsProcessingParameterNumber.Integer,
+                                               DEFAULT_TILE_SIZE, minValue=8, maxValue=8192),
+                  "Tiles bound the memory used; larger is faster if memory allows.", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.TILE_OVERLAP, "Tile margin (input pixels)",
+                                               QgsProcessingParameterNumber.Integer, None,
+                                               optional=True, minValue=0),
+                  "Context read around each tile and cropped away. Empty: the model's receptive "
+                  "field plus the growth ISE adds, so tiles match a one-piece run.", advanced=True)
+        kernel = QgsProcessingParameterEnum(self.ISE_KERNEL, "ISE resampling kernel",
+                                            options=list(ISE_KERNELS), defaultValue="weights")
+        kernel.setUsesStaticStrings(True)
+        self._add(kernel, "weights: the degradation the weights were trained with (antialiased "
+                          "bicubic); bilinear: the paper's literal choice.", advanced=True)
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved"),
+                  "GeoTIFF to write. It appears only when the run succeeds.")
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Parse parameters into a SuperResolveJob and run it in the backend."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException("INPUT is not a raster layer.")
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"INPUT '{layer.name()}' is a {layer.providerType()} layer, not a file. Save it "
+                "first (right-click > Export > Save As... GeoTIFF) and super-resolve the file.")
+        extent = None
+        if parameters.get(self.EXTENT):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        overlap = parameters.get(self.TILE_OVERLAP)
+        kernel = self.parameterAsEnumString(parameters, self.ISE_KERNEL, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        job = SuperResolveJob(
+            input_path=layer.source().split("|")[0],
+            output_path=output,
+            model=self.parameterAsEnumString(parameters, self.MODEL, context),
+            scale=int(self.parameterAsEnumString(parameters, self.SCALE, context)),
+            ise_iterations=self.parameterAsInt(parameters, self.ISE_ITERATIONS, context),
+            extent=extent,
+            bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            tile_overlap=None if overlap in (None, "") else self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+            ise_kernel=None if kernel == "weights" else kernel,
+            overwrite=True,  # Processing asked the user before choosing an existing file
+        )
+        try:
+            run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),
+                    is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+        except SuperResError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        if context.willLoadLayerOnCompletion(output):
+            details = context.layerToLoadOnCompletionDetails(output)
+            details.name = f"{layer.name()} {job.model} x{job.scale}"
+        return {self.OUTPUT: output}
+
+    def flags(self):
+        """Cancellable; runs on a background thread."""
+        return super().flags() | QgsProcessingAlgorithm.FlagCanCancel
+
+    def tags(self):
+        """Search words."""
+        return ["super-resolution", "upscale", "sharpen", "resample", "dganet", "ise", "deep learning"]
+
+    def helpUrl(self):
+        """README section on the algorithm."""
+        return (Path(__file__).resolve().parent.parent / "README.md").as_uri()

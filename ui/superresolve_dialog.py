@@ -1,0 +1,40 @@
+"""The "Super-resolve layer…" dialog: collects parameters, computes nothing."""
+from pathlib import Path
+
+from qgis.core import QgsMapLayerProxyModel
+from qgis.gui import QgsFileWidget
+from qgis.PyQt import uic
+
+from ..backend.registry import MODELS
+from ..processing_provider.superresolve import SCALES
+
+FORM, BASE = uic.loadUiType(str(Path(__file__).with_suffix(".ui")))
+
+
+class SuperResolveDialog(BASE, FORM):
+    """Choose layer, model, scale, ISE iterations and output."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setupUi(self)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        for spec in MODELS:
+            self.model_combo.addItem(spec.title, spec.name)
+        for scale in SCALES:
+            self.scale_combo.addItem(f"×{scale}", scale)
+        self.scale_combo.setCurrentIndex(SCALES.index("4"))
+        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+    def parameters(self) -> dict:
+        """The `superres:superresolve` parameters the user chose."""
+        layer = self.layer_combo.currentLayer()
+        return {
+            "INPUT": layer.id() if layer is not None else None,
+            "MODEL": self.model_combo.currentData(),
+            "SCALE": self.scale_combo.currentData(),
+            "ISE_ITERATIONS": self.ise_spin.value(),
+            "OUTPUT": self.output_widget.filePath() or "TEMPORARY_OUTPUT",
+        }
