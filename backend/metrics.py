@@ -61,11 +61,14 @@ def lr_consistency(sr: np.ndarray, lr: np.ndarray, scale: int, r: float,
     return float(np.sqrt(np.mean((down - lr.astype(np.float64)) ** 2)) / r * 100)
 
 
-def phase_shift(a: np.ndarray, b: np.ndarray, upsample: int = 20) -> tuple:
+def phase_shift(a: np.ndarray, b: np.ndarray, upsample: int = 20, max_freq: float = 0.5) -> tuple:
     """Sub-pixel (dy, dx) by which ``a`` is ``b`` moved, by phase correlation.
 
-    The correlation peak is refined on a grid ``upsample`` times finer by a
-    local matrix-multiply DFT (Guizar-Sicairos et al. 2008).
+    Only frequencies below ``max_freq`` (cycles per pixel) are compared: an
+    SR image has no real content above the LR Nyquist frequency, and its
+    whitened noise there would make spurious peaks. The peak is refined on a
+    grid ``upsample`` times finer by a local matrix-multiply DFT
+    (Guizar-Sicairos et al. 2008).
     """
     a = a.astype(np.float64) - a.mean()
     b = b.astype(np.float64) - b.mean()
@@ -73,6 +76,8 @@ def phase_shift(a: np.ndarray, b: np.ndarray, upsample: int = 20) -> tuple:
     fa, fb = np.fft.fft2(a * win), np.fft.fft2(b * win)
     cross = fa * np.conj(fb)
     cross /= np.abs(cross) + 1e-12
+    fy, fx = np.fft.fftfreq(a.shape[0]), np.fft.fftfreq(a.shape[1])
+    cross[(np.abs(fy)[:, None] > max_freq) | (np.abs(fx)[None, :] > max_freq)] = 0
     corr = np.abs(np.fft.ifft2(cross))
     peak = np.array(np.unravel_index(np.argmax(corr), corr.shape), float)
     shape = np.array(corr.shape)
@@ -80,7 +85,6 @@ def phase_shift(a: np.ndarray, b: np.ndarray, upsample: int = 20) -> tuple:
     # refine in a 1.5-pixel neighbourhood
     n = int(np.ceil(upsample * 1.5))
     off = peak - (n // 2) / upsample
-    fy, fx = np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1])
     ys = off[0] + np.arange(n) / upsample
     xs = off[1] + np.arange(n) / upsample
     ky = np.exp(2j * np.pi * np.outer(ys, fy))

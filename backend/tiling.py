@@ -34,11 +34,16 @@ class Window:
 
 @dataclass(frozen=True)
 class Tile:
-    """One unit of work: the ``core`` to produce and the ``read`` window around it."""
+    """One unit of work: the ``core`` to produce and the ``read`` window around it.
+
+    Both are in input pixels of the whole raster; ``out`` is the core's place
+    in the output grid (relative to the processed region, in LR pixels).
+    """
 
     index: int
     core: Window
     read: Window
+    out: Window
 
 
 class Reader(Protocol):
@@ -79,7 +84,8 @@ def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,
             h = min(tile_size, region.y + region.h - y)
             x0, y0 = max(0, x - margin), max(0, y - margin)
             x1, y1 = min(raster_w, x + w + margin), min(raster_h, y + h + margin)
-            tiles.append(Tile(len(tiles), Window(x, y, w, h), Window(x0, y0, x1 - x0, y1 - y0)))
+            tiles.append(Tile(len(tiles), Window(x, y, w, h), Window(x0, y0, x1 - x0, y1 - y0),
+                              Window(x - region.x, y - region.y, w, h)))
     return tiles
 
 
@@ -124,7 +130,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
                 f"{tile.read.x + tile.read.w}, y {tile.read.y}-{tile.read.y + tile.read.h}) "
                 f"of the input: {exc}") from None
         sr, hr_valid = super_resolve_tile(engine, tile, values, reader.nodata)
-        writer.write(tile.core.scaled(engine.scale), encode(sr, hr_valid))
+        writer.write(tile.out.scaled(engine.scale), encode(sr, hr_valid))
         if progress is not None:
             progress((done + 1) / len(tiles))
 

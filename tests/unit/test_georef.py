@@ -1,0 +1,122 @@
+"""GDAL round trips: georeferencing, data type, nodata and band metadata survive."""
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from backend.errors import SuperResError
+from backend.job import SuperResolveJob, run_job
+from helpers import AERIAL, LANDSAT, RGBN, copy_with, read
+
+
+def _run(src, dst, **kw):
+    kw.setdefault("model", "bicubic")
+    return run_job(SuperResolveJob(str(src), str(dst), **kw))
+
+
+@pytest.mark.parametrize("src,scale", [(AERIAL, 4), (LANDSAT, 2), (RGBN, 8)])
+def test_geotransform_crs_dtype_nodata(tmp_path, src, scale):
+    out = tmp_path / "out.tif"
+    res = _run(src, out, scale=scale)
+    a, b = gdal.Open(str(src)), gdal.Open(str(out))
+    ga, gb = a.GetGeoTransform(), b.GetGeoTransform()
+    assert gb[0] == ga[0] and gb[3] == ga[3]                       # same top-left corner
+    assert gb[1] == pytest.approx(ga[1] / scale) and gb[5] == pytest.approx(ga[5] / scale)
+    assert (b.RasterXSize, b.RasterYSize) == (a.RasterXSize * scale, a.RasterYSize * scale)
+    # the same ground: bounds equal
+    assert ga[0] + a.RasterXSize * ga[1] == pytest.approx(gb[0] + b.RasterXSize * gb[1], abs=1e-6)
+    assert ga[3] + a.RasterYSize * ga[5] == pytest.approx(gb[3] + b.RasterYSize * gb[5], abs=1e-6)
+    assert b.GetProjection() == a.GetProjection()
+    for i in range(1, a.RasterCount + 1):
+        ba, bb = a.GetRasterBand(i), b.GetRasterBand(i)
+        assert bb.DataType == ba.DataType
+        assert bb.GetNoDataValue() == ba.GetNoDataValue()
+        assert bb.GetColorInterpretation() == ba.GetColorInterpretation()
+        assert bb.GetOverviewCount() == 0
+        assert bb.GetMetadata("") .get("STATISTICS_MEAN") is None
+    assert res.width == b.RasterXSize and res.tiles >= 1
+
+
+def test_scale_offset_unit_descriptions_carried(tmp_path):
+    src = copy_with(LANDSAT, tmp_path / "in.tif", scale=2.75e-5, offset=-0.2, unit="reflectance",
+                    descriptions=["blue", "green", "red"])
+    out = tmp_path / "out.tif"
+    _run(src, out, scale=2)
+    b = gdal.Open(str(out))
+    assert [b.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] == ["blue", "green", "red"]
+    assert b.GetRasterBand(2).GetScale() == pytest.approx(2.75e-5)
+    assert b.GetRasterBand(2).GetOffset() == pytest.approx(-0.2)
+    assert b.GetRasterBand(3).GetUnitType() == "reflectance"
+
+
+def test_uint16_values_are_not_clipped_to_255(tmp_path):
+    out = tmp_path / "out.tif"
+    _run(LANDSAT, out, scale=2)
+    sr, lr = read(out), read(LANDSAT)
+    assert sr.dtype == np.uint16 and sr.max() > 255
+    # bicubic keeps the band means
+    assert np.allclose(sr.reshape(3, -1).mean(1), lr.reshape(3, -1).mean(1), rtol=0.01)
+
+
+@pytest.mark.parametrize("dtype", [gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32, gdal.GDT_Float32,
+                                   gdal.GDT_Float64])
+def test_other_data_types(tmp_path, dtype):
+    src = tmp_path / "in.tif"
+    gdal.Translate(str(src), str(LANDSAT), outputType=dtype, bandList=[1])
+    out = tmp_path / "out.tif"
+    _run(src, out, scale=2)
+    ds = gdal.Open(str(out))  # keep the dataset alive while its band is used
+    b = ds.GetRasterBand(1)
+    assert b.DataType == dtype
+    sr = b.ReadAsArray().astype(float)
+    lr = read(src)[0].astype(float)
+    assert abs(sr.mean() - lr.mean()) < 0.01 * lr.mean()
+
+
+def test_byte_values_clip_to_type_range(tmp_path):
+    # a sharp real edge: bicubic overshoots, which must clip at 0..255, not wrap
+    img = read(AERIAL).copy()
+    img[:, :, :64] = 254
+    img[:, :, 64:] = 0
+    src = copy_with(AERIAL, tmp_path / "edge.tif", array=img)
+    out = tmp_path / "out.tif"
+    _run(src, out, scale=4, model="bicubic")
+    sr = read(out).astype(int)
+    # bicubic overshoots above 254 and below 0 at the edge: clipped, not wrapped around;
+    # 255 is the declared nodata, so a valid overshoot lands on 254, never on nodata
+    assert sr.min() == 0 and sr.max() == 254
+    assert (sr[:, :, 246:252] == 254).all() and (sr[:, :, 260:266] <= 1).all()
+
+
+def test_extent_snaps_outward_and_clips(tmp_path):
+    a = gdal.Open(str(AERIAL))
+    x0, pw, _, y0, _, ph = a.GetGeoTransform()
+    # an extent starting mid-pixel, ending beyond the raster
+    ext = (x0 + 10.5 * pw, y0 + 200 * ph, x0 + 20.2 * pw, y0 + 5.3 * ph)
+    out = tmp_path / "out.tif"
+    _run(AERIAL, out, scale=2, extent=ext)
+    b = gdal.Open(str(out))
+    gb = b.GetGeoTransform()
+    assert gb[0] == pytest.approx(x0 + 10 * pw) and gb[3] == pytest.approx(y0 + 5 * ph)
+    assert (b.RasterXSize, b.RasterYSize) == (11 * 2, (128 - 5) * 2)
+    # pixels equal those of the whole-raster run in the same place (context read around the extent)
+    full = tmp_path / "full.tif"
+    _run(AERIAL, full, scale=2)
+    np.testing.assert_array_equal(read(out), read(full)[:, 10:, 20:42])
+
+
+def test_extent_outside_is_a_clear_error(tmp_path):
+    a = gdal.Open(str(AERIAL))
+    x0 = a.GetGeoTransform()[0]
+    with pytest.raises(SuperResError, match="does not overlap"):
+        _run(AERIAL, tmp_path / "o.tif", extent=(x0 - 100, 0, x0 - 50, 1e9))
+    assert not list(tmp_path.iterdir())
+
+
+def test_bands_subset_and_order(tmp_path):
+    out = tmp_path / "out.tif"
+    _run(LANDSAT, out, scale=2, bands=[3, 1])
+    full = tmp_path / "full.tif"
+    _run(LANDSAT, full, scale=2)
+    np.testing.assert_array_equal(read(out), read(full)[[2, 0]])
+    with pytest.raises(SuperResError, match="BANDS 4 out of range"):
+        _run(LANDSAT, tmp_path / "bad.tif", bands=[4])
