@@ -20,7 +20,7 @@ from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
 from .registry import check_scale, get_model
 from .tiling import Window, plan_tiles, run_tiles
-from .torch_support import resolve_device
+from .torch_support import require_torch, resolve_device
 
 DEFAULT_TILE_SIZE = 256
 # GDAL colour interpretations of natural-colour RGB (GCI_RedBand, GCI_GreenBand, GCI_BlueBand).
@@ -83,6 +83,10 @@ def _check_common(model: str, scale: int, ise_iterations: int, tile_size: int,
     spec = get_model(model)
     if scale not in (2, 4, 8):
         raise SuperResError(f"SCALE must be 2, 4 or 8, not {scale}.")
+    if spec.needs_torch:
+        require_torch(f"Model '{spec.name}'")
+    elif ise_iterations > 0:
+        require_torch("ISE (ISE_ITERATIONS > 0)")
     check_scale(spec, scale)
     if ise_iterations < 0:
         raise SuperResError("ISE_ITERATIONS must be 0 or more.")

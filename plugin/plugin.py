@@ -19,8 +19,9 @@ class SuperResPlugin:
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         """Register the `superres` provider (also called by qgis_process)."""
-        self.provider = SuperResProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        provider = SuperResProvider()
+        # addProvider refuses (and deletes) a duplicate id: keep only one we own
+        self.provider = provider if QgsApplication.processingRegistry().addProvider(provider) else None
 
     def initGui(self):  # noqa: N802
         """Register the provider, then add the "Super-resolve layer..." action."""

@@ -1,0 +1,40 @@
+"""QGIS-tier fixtures: load the plugin the way QGIS does (after DataPlotly's conftest).
+
+The repo root is the plugin folder; a session-wide symlink gives it the
+package name QGIS would use, whatever the clone's folder is called.
+"""
+import configparser
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PACKAGE = "raster_super_resolution"
+_LINKS = Path(tempfile.mkdtemp(prefix="superres-pkg-"))
+(_LINKS / PACKAGE).symlink_to(ROOT, target_is_directory=True)
+sys.path.insert(0, str(_LINKS))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plugin(qgis_app, qgis_iface, qgis_processing):
+    """Read metadata.txt, then classFactory(iface).initProcessing(), as QGIS does."""
+    meta = configparser.ConfigParser()
+    meta.read(ROOT / "metadata.txt")
+    assert meta["general"]["hasProcessingProvider"] == "yes"
+    module = importlib.import_module(PACKAGE)
+    instance = module.classFactory(qgis_iface)
+    instance.initProcessing()
+    yield instance
+    instance.unload()
+
+
+@pytest.fixture
+def package():
+    """The plugin package as imported under its QGIS name."""
+    return importlib.import_module(PACKAGE)

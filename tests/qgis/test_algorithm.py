@@ -1,0 +1,96 @@
+"""`superres:superresolve` through processing.run, on real crops."""
+import numpy as np
+import processing
+import pytest
+from osgeo import gdal
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform,
+                       QgsProcessingException, QgsProject, QgsRasterLayer, QgsRectangle)
+
+from helpers import AERIAL, LANDSAT, read
+
+
+def test_provider_and_parameters_registered():
+    alg = QgsApplication.processingRegistry().algorithmById("superres:superresolve")
+    assert alg is not None and alg.displayName() == "Super-resolve raster"
+    names = [p.name() for p in alg.parameterDefinitions()]
+    assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
+                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "OUTPUT"]
+    assert all(p.help() for p in alg.parameterDefinitions())
+    model = alg.parameterDefinition("MODEL")
+    assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]
+    assert alg.parameterDefinition("SCALE").options() == ["2", "4", "8"]
+
+
+def test_run_dganet_with_ise(tmp_path):
+    out = tmp_path / "sr.tif"
+    res = processing.run("superres:superresolve", {
+        "INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "4", "ISE_ITERATIONS": 3,
+        "TILE_SIZE": 64, "OUTPUT": str(out)})
+    assert res["OUTPUT"] == str(out)
+    a, b = gdal.Open(str(LANDSAT)), gdal.Open(str(out))
+    assert (b.RasterXSize, b.RasterYSize, b.RasterCount) == (512, 512, 3)
+    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1] / 4
+    assert b.GetProjection() == a.GetProjection()
+
+
+def test_same_pixels_as_backend_cli(tmp_path):
+    import subprocess
+    import sys
+    from helpers import ROOT
+    out = tmp_path / "alg.tif"
+    processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "dganet", "SCALE": "4",
+                                             "ISE_ITERATIONS": 2, "OUTPUT": str(out)})
+    cli_out = tmp_path / "cli.tif"
+    subprocess.run([sys.executable, "-m", "backend", "superresolve", str(AERIAL), str(cli_out),
+                    "--model", "dganet", "--scale", "4", "--ise", "2"], cwd=ROOT, check=True)
+    np.testing.assert_array_equal(read(out), read(cli_out))
+
+
+def test_scale_without_weights_lists_scales(tmp_path, package, monkeypatch):
+    spec = package.backend.registry.get_model("dganet")
+    monkeypatch.setattr(type(spec), "available_scales", lambda self: (2, 4))
+    with pytest.raises(QgsProcessingException, match="no weights for x8; it has: x2, x4"):
+        processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "dganet",
+                                                 "SCALE": "8", "OUTPUT": str(tmp_path / "o.tif")})
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_extent_in_another_crs_is_snapped(tmp_path):
+    layer = QgsRasterLayer(str(AERIAL), "aerial")
+    ext = layer.extent()
+    x0, y1 = ext.xMinimum(), ext.yMaximum()
+    # pixels 20.3..60.7 x 10.2..50.5 in layer units (0.1 m pixels), given in WGS 84
+    inner = QgsRectangle(x0 + 2.03, y1 - 5.05, x0 + 6.07, y1 - 1.02)
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    tr = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance())
+    geo = tr.transformBoundingBox(inner)
+    out = tmp_path / "ext.tif"
+    processing.run("superres:superresolve", {
+        "INPUT": layer, "MODEL": "bicubic", "SCALE": "2", "ISE_ITERATIONS": 0,
+        "EXTENT": f"{geo.xMinimum()},{geo.xMaximum()},{geo.yMinimum()},{geo.yMaximum()} [EPSG:4326]",
+        "OUTPUT": str(out)})
+    b = gdal.Open(str(out))
+    gt = b.GetGeoTransform()
+    # the extent, back in UTM, is snapped outward to whole input pixels
+    col0 = round((gt[0] - x0) / 0.1, 6)
+    row0 = round((y1 - gt[3]) / 0.1, 6)
+    assert col0 == int(col0) and row0 == int(row0)
+    assert col0 <= 20 and row0 <= 10
+    assert (col0 + b.RasterXSize / 2) >= 61 and (row0 + b.RasterYSize / 2) >= 51
+
+
+def test_bands_parameter(tmp_path):
+    out = tmp_path / "b.tif"
+    processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "bicubic", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "BANDS": [3], "OUTPUT": str(out)})
+    assert gdal.Open(str(out)).RasterCount == 1
+    with pytest.raises(QgsProcessingException):
+        processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "bicubic",
+                                                 "SCALE": "2", "BANDS": [5], "OUTPUT": str(tmp_path / "x.tif")})
+
+
+def test_cuda_without_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(QgsProcessingException, match="no CUDA GPU"):
+        processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "bicubic", "SCALE": "2",
+                                                 "DEVICE": "cuda", "OUTPUT": str(tmp_path / "c.tif")})
+    assert list(tmp_path.iterdir()) == []

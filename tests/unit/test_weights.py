@@ -1,0 +1,95 @@
+"""Weights are safetensors with metadata; anything that does not match is refused."""
+import json
+import subprocess
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from backend.errors import SuperResError
+from backend.models.dganet import DGANet
+from backend.normalise import NORMALISATION
+from backend.recipes import RECIPES
+from backend.registry import get_model
+from backend.weights import load_weights, save_weights
+from helpers import ROOT
+
+META = {"architecture": "dganet", "scale": "2", "bands": "1", "normalisation": NORMALISATION,
+        "degradation": "bicubic"}
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "w.safetensors"
+    save_weights(path, DGANet(1, 1, upscale=2).state_dict(), META)
+    return path
+
+
+def test_round_trip(weights):
+    net = DGANet(1, 1, upscale=2)
+    meta = load_weights(weights, "dganet", 2, 1, net)
+    assert meta["degradation"] == "bicubic"
+    torch.testing.assert_close(net.state_dict(), load_file(str(weights)))
+
+
+@pytest.mark.parametrize("asked,match", [((4, 1), "scale 2, but scale 4"), ((2, 3), "bands 1, but bands 3")])
+def test_metadata_mismatch_is_refused(weights, asked, match):
+    scale, bands = asked
+    with pytest.raises(SuperResError, match=match):
+        load_weights(weights, "dganet", scale, bands, DGANet(bands, bands, upscale=scale))
+
+
+def test_shape_mismatch_is_refused(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights(path, DGANet(1, 1, num_feat=32, upscale=2).state_dict(), META)
+    with pytest.raises(SuperResError, match="does not fit"):
+        load_weights(path, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+def test_truncated_file_is_refused(weights):
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SuperResError, match="damaged|not a readable"):
+        load_weights(weights, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+def test_tampered_tensor_fails_hash(weights):
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(weights))
+    state["head.bias"] = state["head.bias"] + 1
+    save_file(state, str(weights), metadata=meta)
+    with pytest.raises(SuperResError, match="hash"):
+        load_weights(weights, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+def test_pickle_is_refused(tmp_path):
+    path = tmp_path / "w.safetensors"
+    torch.save(DGANet(1, 1, upscale=2).state_dict(), path)  # a pickle under our file name
+    with pytest.raises(SuperResError, match="not a readable safetensors"):
+        load_weights(path, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
+def test_shipped_weights_match_registry_and_recipe(recipe):
+    spec = get_model(recipe.model)
+    path = spec.weights_path(recipe.scale, recipe.bands)
+    assert path.is_file(), f"{path.name} is not shipped"
+    assert path.stat().st_size < 10 * 1024 * 1024
+    net = spec.build(recipe.bands, recipe.scale)
+    meta = load_weights(path, recipe.model, recipe.scale, recipe.bands, net)
+    assert meta["normalisation"] == NORMALISATION and meta["degradation"] == "bicubic"
+    rec = json.loads(meta["recipe"])
+    assert (rec["model"], rec["scale"], rec["bands"], rec["seed"]) == \
+        (recipe.model, recipe.scale, recipe.bands, recipe.seed)
+    for key in ("training_data", "steps", "seed", "device", "wall_minutes", "tensor_sha256"):
+        assert meta[key]
+    assert path.with_suffix(".log.csv").is_file()  # its validation curve is shipped beside it
+
+
+def test_no_pickle_loading_in_the_code():
+    out = subprocess.run(["git", "grep", "-n", "-E", r"torch\.load\(|pickle\.load|(^|[^.])\beval\(|\bexec\(",
+                          "--", "*.py", ":!tests/*"], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout == ""
