@@ -74,16 +74,16 @@ class Engine:
                       if self.spec.kind == "interpolation" else f"Model '{self.spec.name}'")
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)
-            c = x.shape[0]
-            if self.bands_per_pass == 1:
-                x = x[:, None]            # bands as a batch of 1-band images
-            else:
-                x = x[None]
-            sr = self._forward(x)
-            if self.ise_iterations:
-                sr = ise(sr, x, self.scale, self.ise_iterations, self.ise_kernel)
-            sr = sr.reshape(c, sr.shape[-2], sr.shape[-1])
-            return sr.float().cpu().numpy()
+            # One pass per band (1-band flavour) or per RGB triple: memory stays
+            # bounded by the tile, whatever the band count.
+            groups = [x[None]] if self.bands_per_pass == 3 else [x[c:c + 1, None] for c in range(x.shape[0])]
+            out = []
+            for lr in groups:
+                sr = self._forward(lr)
+                if self.ise_iterations:
+                    sr = ise(sr, lr, self.scale, self.ise_iterations, self.ise_kernel)
+                out.append(sr[0].float().cpu().numpy())
+            return np.concatenate(out)
 
     def _forward(self, x):
         from .resample import torch_upsample

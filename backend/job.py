@@ -109,7 +109,7 @@ def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
 
 def _run(reader, writer, region: Window, raster_w: int, raster_h: int, dtype, spec, scale,
          ise_iterations, ise_kernel, device, rgb, tile_size, tile_overlap,
-         progress, is_cancelled) -> Tuple[Engine, int, int]:
+         progress, is_cancelled, log=None) -> Tuple[Engine, int, int]:
     """The part shared by files and arrays: statistics, engine, tiles."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
@@ -118,7 +118,7 @@ def _run(reader, writer, region: Window, raster_w: int, raster_h: int, dtype, sp
     tiles = plan_tiles(region, raster_w, raster_h, tile_size, margin)
     run_tiles(reader, writer, tiles, engine,
               lambda values, valid: encode(values, valid, dtype, reader.nodata),
-              progress, is_cancelled)
+              progress, is_cancelled, log)
     return engine, margin, len(tiles)
 
 
@@ -160,7 +160,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     try:
         engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
                                        spec, s, job.ise_iterations, job.ise_kernel, device, rgb,
-                                       job.tile_size, job.tile_overlap, progress, is_cancelled)
+                                       job.tile_size, job.tile_overlap, progress, is_cancelled, say)
         writer.commit(job.overwrite)
     except BaseException:
         writer.abort()

@@ -44,6 +44,7 @@ class Tile:
     core: Window
     read: Window
     out: Window
+    margin: int = 0
 
 
 class Reader(Protocol):
@@ -85,7 +86,7 @@ def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,
             x0, y0 = max(0, x - margin), max(0, y - margin)
             x1, y1 = min(raster_w, x + w + margin), min(raster_h, y + h + margin)
             tiles.append(Tile(len(tiles), Window(x, y, w, h), Window(x0, y0, x1 - x0, y1 - y0),
-                              Window(x - region.x, y - region.y, w, h)))
+                              Window(x - region.x, y - region.y, w, h), margin))
     return tiles
 
 
@@ -110,12 +111,14 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray,
 def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Engine,
               encode: Callable[[np.ndarray, np.ndarray], np.ndarray],
               progress: Optional[Callable[[float], None]] = None,
-              is_cancelled: Optional[Callable[[], bool]] = None) -> None:
+              is_cancelled: Optional[Callable[[], bool]] = None,
+              log: Optional[Callable[[str], None]] = None) -> None:
     """Stream ``tiles`` through ``engine`` from ``reader`` to ``writer``.
 
     ``encode(values, valid)`` turns SR floats into output-type values with
     nodata applied. Cancellation is checked before every tile; a read error
-    is reported with the tile's location.
+    is reported with the tile's location; a tile that runs out of (GPU)
+    memory is split in four and retried, which gives the same pixels.
     """
     for done, tile in enumerate(tiles):
         if is_cancelled is not None and is_cancelled():
@@ -129,8 +132,48 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
                 f"Could not read tile {done + 1} of {len(tiles)} (pixels x {tile.read.x}-"
                 f"{tile.read.x + tile.read.w}, y {tile.read.y}-{tile.read.y + tile.read.h}) "
                 f"of the input: {exc}") from None
-        sr, hr_valid = super_resolve_tile(engine, tile, values, reader.nodata)
-        writer.write(tile.out.scaled(engine.scale), encode(sr, hr_valid))
+        for part, (sr, hr_valid) in _with_backoff(engine, tile, values, reader.nodata, log):
+            writer.write(part.out.scaled(engine.scale), encode(sr, hr_valid))
         if progress is not None:
             progress((done + 1) / len(tiles))
 
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's (CUDA) out-of-memory errors."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def split_tile(tile: Tile) -> List[Tile]:
+    """The four quarters of ``tile``'s core, each with the same margin inside ``tile.read``."""
+    c, r, m = tile.core, tile.read, tile.margin
+    xs = [c.x, c.x + c.w // 2, c.x + c.w] if c.w > 1 else [c.x, c.x + c.w]
+    ys = [c.y, c.y + c.h // 2, c.y + c.h] if c.h > 1 else [c.y, c.y + c.h]
+    parts = []
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
+            rx0, ry0 = max(r.x, x0 - m), max(r.y, y0 - m)
+            rx1, ry1 = min(r.x + r.w, x1 + m), min(r.y + r.h, y1 + m)
+            parts.append(Tile(tile.index, Window(x0, y0, x1 - x0, y1 - y0),
+                              Window(rx0, ry0, rx1 - rx0, ry1 - ry0),
+                              Window(tile.out.x + x0 - c.x, tile.out.y + y0 - c.y, x1 - x0, y1 - y0), m))
+    return parts
+
+
+def _with_backoff(engine, tile, values, nodata, log):
+    try:
+        return [(tile, super_resolve_tile(engine, tile, values, nodata))]
+    except RuntimeError as exc:
+        if not is_out_of_memory(exc) or tile.core.w * tile.core.h <= 16:
+            raise
+    if engine.device.startswith("cuda"):
+        from .torch_support import torch
+        torch.cuda.empty_cache()
+    if log is not None:
+        log(f"Out of memory on a {tile.core.w} x {tile.core.h} px tile: retrying it in quarters "
+            "(use a smaller TILE_SIZE to avoid this).")
+    results = []
+    for part in split_tile(tile):
+        r = part.read
+        sub = values[:, r.y - tile.read.y:r.y - tile.read.y + r.h, r.x - tile.read.x:r.x - tile.read.x + r.w]
+        results += _with_backoff(engine, part, sub, nodata, log)
+    return results
