@@ -153,6 +153,11 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     x0, pw, _, y0, _, ph = info.geotransform
     out_gt = (x0 + region.x * pw, pw / s, 0.0, y0 + region.y * ph, 0.0, ph / s)
     band_infos = [info.bands[b - 1] for b in bands]
+    if any(b.palette for b in band_infos) and (job.model != "nearest" or job.ise_iterations):
+        raise SuperResError(
+            "The input is a paletted raster: its values are class indexes, which only MODEL "
+            "'nearest' with ISE_ITERATIONS 0 keeps intact (with the palette). To super-resolve the "
+            "picture instead, convert it to RGB first (Raster > Conversion > PCT to RGB).")
     rgb = tuple(b.color_interp for b in band_infos) == RGB_INTERP
     reader = GdalReader(info, bands)
     writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,

@@ -37,6 +37,7 @@ class BandInfo:
     scale: Optional[float]
     offset: Optional[float]
     unit: str
+    palette: Tuple[Tuple[int, ...], ...] = ()   # RGBA entries of a colour table, if any
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,11 @@ def read_info(path: str) -> RasterInfo:
     bands = []
     for i in range(1, ds.RasterCount + 1):
         b = ds.GetRasterBand(i)
+        ct = b.GetColorTable()
+        palette = tuple(tuple(ct.GetColorEntry(k)) for k in range(ct.GetCount())) if ct else ()
         bands.append(BandInfo(b.GetDescription() or "", b.GetColorInterpretation(),
-                              b.GetNoDataValue(), b.GetScale(), b.GetOffset(), b.GetUnitType() or ""))
+                              b.GetNoDataValue(), b.GetScale(), b.GetOffset(), b.GetUnitType() or "",
+                              palette))
     gdal_type = ds.GetRasterBand(1).DataType
     from osgeo import gdal_array
     dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type))
@@ -177,6 +181,11 @@ class GdalWriter:
                 band.SetOffset(info.offset)
             if info.unit:
                 band.SetUnitType(info.unit)
+            if info.palette:
+                ct = gdal.ColorTable()
+                for k, entry in enumerate(info.palette):
+                    ct.SetColorEntry(k, entry)
+                band.SetColorTable(ct)
 
     def write(self, window: Window, values: np.ndarray) -> None:
         """Write (C, h, w) ``values`` at ``window``."""

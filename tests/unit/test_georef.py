@@ -120,3 +120,30 @@ def test_bands_subset_and_order(tmp_path):
     np.testing.assert_array_equal(read(out), read(full)[[2, 0]])
     with pytest.raises(SuperResError, match="BANDS 4 out of range"):
         _run(LANDSAT, tmp_path / "bad.tif", bands=[4])
+
+
+def _paletted(tmp_path):
+    src = tmp_path / "pal.tif"
+    classes = (read(AERIAL)[1] // 64).astype(np.uint8)   # 4 classes from a real band
+    ds = gdal.GetDriverByName("GTiff").Create(str(src), 128, 128, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform(gdal.Open(str(AERIAL)).GetGeoTransform())
+    band = ds.GetRasterBand(1)
+    band.WriteArray(classes)
+    ct = gdal.ColorTable()
+    for k, rgba in enumerate([(0, 0, 0, 255), (200, 0, 0, 255), (0, 200, 0, 255), (0, 0, 200, 255)]):
+        ct.SetColorEntry(k, rgba)
+    band.SetColorTable(ct)
+    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+    ds = None
+    return src, classes
+
+
+def test_paletted_raster_refused_except_nearest(tmp_path):
+    src, classes = _paletted(tmp_path)
+    with pytest.raises(SuperResError, match="paletted raster.*nearest"):
+        _run(src, tmp_path / "o.tif", model="bicubic", scale=2)
+    out = tmp_path / "n.tif"
+    _run(src, out, model="nearest", scale=2)
+    np.testing.assert_array_equal(read(out)[0], np.kron(classes, np.ones((2, 2), np.uint8)))
+    ds = gdal.Open(str(out))
+    assert ds.GetRasterBand(1).GetColorTable().GetColorEntry(2) == (0, 200, 0, 255)
