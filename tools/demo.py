@@ -44,7 +44,7 @@ def main() -> int:
         return 1
     print("qgis_process run superres:superresolve (dganet x4, 5 ISE iterations):")
     for line in proc.stdout.splitlines():
-        if line.startswith(("Model", "ISE", "Device", "Tiles", "Elapsed")):
+        if line.startswith(("Model", "ISE:", "Device", "Tiles", "Elapsed")):
             print("  " + line)
     describe("input", SAMPLE)
     describe("output", OUT)

@@ -52,3 +52,20 @@ def test_output_equal_to_input_is_refused(tmp_path):
 def test_model_choices_come_from_registry():
     proc = cli("superresolve", "a", "b", "--model", "nosuch")
     assert proc.returncode == 2 and "dganet" in proc.stderr and "bicubic" in proc.stderr
+
+
+def test_ctrl_c_leaves_no_partial_output(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "o.tif"
+    proc = subprocess.Popen([sys.executable, "-m", "backend", "superresolve", str(LANDSAT), str(out),
+                             "--model", "bicubic", "--scale", "8", "--ise", "20", "--tile", "8"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".o.partial-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".o.partial-*")), "the run never started writing"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "no output was written" in err
+    assert list(tmp_path.iterdir()) == []
