@@ -39,6 +39,6 @@ class ArrayWriter:
     def __init__(self, shape, dtype, out: Optional[np.ndarray] = None):
         self.array = out if out is not None else np.zeros(shape, dtype=dtype)
 
-    def write(self, window: Window, values: np.ndarray) -> None:
-        """Store ``values`` at ``window``."""
+    def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
+        """Store ``values`` at ``window`` (nodata is already in ``values``)."""
         self.array[:, window.y:window.y + window.h, window.x:window.x + window.w] = values

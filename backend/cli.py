@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--bands", type=_bands, default=None, help="e.g. 1,2,3 (default: all)")
     sr.add_argument("--extent", type=_extent, default=None, help="xmin,ymin,xmax,ymax in the input's CRS")
     sr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    sr.add_argument("--mask", action="store_true", help="add an internal mask band (255 valid, 0 nodata)")
+    sr.add_argument("--no-zero-collar", action="store_true",
+                    help="never treat a zero collar as nodata when none is declared")
 
     ev = sub.add_parser("evaluate", help="degrade an HR raster, super-resolve it, and compare")
     ev.add_argument("hr")
@@ -104,7 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .job import DEFAULT_TILE_SIZE, SuperResolveJob, run_job
             job = SuperResolveJob(args.input, args.output, args.model, args.scale, args.ise,
                                   args.extent, args.bands, args.device, args.tile or DEFAULT_TILE_SIZE,
-                                  args.overlap, args.ise_kernel, args.overwrite)
+                                  args.overlap, args.ise_kernel, args.overwrite, args.mask,
+                                  "off" if args.no_zero_collar else "auto")
             run_job(job, progress=_progress_bar(), log=print)
             print(f"Wrote {args.output}")
         elif args.command == "models":

@@ -44,6 +44,9 @@ class SuperResolveJob:
         tile_overlap: margin in input pixels; None means the engine's safe margin.
         ise_kernel: ``bicubic``/``bilinear``; None follows the weights' degradation.
         overwrite: replace an existing output.
+        write_mask: add an internal mask band (255 valid, 0 nodata) to the output.
+        zero_collar: ``auto`` treats 0 as nodata when none is declared and zeros
+            line the raster's edge (Landsat's collar); ``off`` never does.
     """
 
     input_path: str
@@ -58,6 +61,8 @@ class SuperResolveJob:
     tile_overlap: Optional[int] = None
     ise_kernel: Optional[str] = None
     overwrite: bool = False
+    write_mask: bool = False
+    zero_collar: str = "auto"
 
 
 @dataclass
@@ -160,8 +165,15 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             "picture instead, convert it to RGB first (Raster > Conversion > PCT to RGB).")
     rgb = tuple(b.color_interp for b in band_infos) == RGB_INTERP
     reader = GdalReader(info, bands)
+    if (job.zero_collar == "auto" and info.dtype.kind in "iu"
+            and all(nd is None for nd in reader.nodata) and reader.has_zero_collar()):
+        reader.nodata = [0] * len(bands)
+        say("No nodata is declared, but zeros line the raster's edge (a scene collar): treating 0 "
+            "as nodata, declared in the output.")
+    if not info.crs_wkt:
+        say("Warning: the input has no CRS; the output has none either.")
     writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
-                        info.gdal_type, band_infos, reader.nodata)
+                        info.gdal_type, band_infos, reader.nodata, job.write_mask)
     try:
         engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
                                        spec, s, job.ise_iterations, job.ise_kernel, device, rgb,

@@ -137,13 +137,26 @@ class GdalReader:
             arr = self._ds.GetRasterBand(b).ReadAsArray(window.x, window.y, window.w, window.h,
                                                         buf_xsize=bw, buf_ysize=bh)
             if arr is None:
-                raise SuperResError(f"GDAL could not read band {b}: {_gdal().GetLastErrorMsg()}")
+                raise SuperResError(f"Could not read band {b} of the input ({_gdal().GetLastErrorMsg()}); "
+                                    "the file may be damaged or truncated.")
             out.append(arr)
         return np.stack(out)
 
     def close(self) -> None:
         """Release the dataset."""
         self._ds = None
+
+    def has_zero_collar(self) -> bool:
+        """True when zeros cover at least 5% of the raster's outer edge in every selected band.
+
+        Landsat and Sentinel scenes declare no nodata but pad the scene with a
+        zero collar; valid imagery almost never has zeros in all bands along
+        that much of its edge.
+        """
+        w, h = self.info.width, self.info.height
+        strips = [Window(0, 0, w, 1), Window(0, h - 1, w, 1), Window(0, 0, 1, h), Window(w - 1, 0, 1, h)]
+        zero = np.concatenate([(self.read(s) == 0).all(axis=0).ravel() for s in strips])
+        return bool(zero.mean() >= 0.05)
 
 
 def temporary_path(final: Path) -> Path:
@@ -155,7 +168,8 @@ class GdalWriter:
     """A GeoTIFF written tile by tile under a temporary name, renamed by ``commit``."""
 
     def __init__(self, final_path: str, width: int, height: int, geotransform, crs_wkt: str,
-                 gdal_type: int, bands: List[BandInfo], nodata: Sequence[Optional[float]]):
+                 gdal_type: int, bands: List[BandInfo], nodata: Sequence[Optional[float]],
+                 mask: bool = False):
         gdal = _gdal()
         self.final = Path(final_path)
         self.tmp = temporary_path(self.final)
@@ -165,6 +179,11 @@ class GdalWriter:
         if self._ds is None:
             raise SuperResError(f"Cannot create the output in '{self.final.parent}': "
                                 f"{gdal.GetLastErrorMsg() or 'permission denied or disk full'}.")
+        self._mask = None
+        if mask:  # an internal per-dataset mask: 255 where every band is valid
+            gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+            self._ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+            self._mask = self._ds.GetRasterBand(1).GetMaskBand()
         self._ds.SetGeoTransform(tuple(geotransform))
         if crs_wkt:
             self._ds.SetProjection(crs_wkt)
@@ -187,8 +206,10 @@ class GdalWriter:
                     ct.SetColorEntry(k, entry)
                 band.SetColorTable(ct)
 
-    def write(self, window: Window, values: np.ndarray) -> None:
-        """Write (C, h, w) ``values`` at ``window``."""
+    def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
+        """Write (C, h, w) ``values`` (and the mask, if asked for) at ``window``."""
+        if self._mask is not None and valid is not None:
+            self._mask.WriteArray(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window.x, window.y)
         for i in range(values.shape[0]):
             err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
             if err != 0:
@@ -199,6 +220,7 @@ class GdalWriter:
         """Flush, close and move the temporary file to its final name."""
         gdal = _gdal()
         self._ds.FlushCache()
+        self._mask = None
         self._ds = None
         if gdal.GetLastErrorType() >= gdal.CE_Failure and not self.tmp.exists():
             raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg()}")
@@ -214,6 +236,7 @@ class GdalWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file (after an error or a cancel)."""
+        self._mask = None
         self._ds = None
         for p in (self.tmp, self.tmp.with_name(self.tmp.name + ".aux.xml")):
             try:

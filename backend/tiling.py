@@ -59,8 +59,8 @@ class Reader(Protocol):
 class Writer(Protocol):
     """What the pipeline needs from an output: windowed writes of HR tiles."""
 
-    def write(self, window: Window, values: np.ndarray) -> None:
-        """Store (C, h, w) output values at the HR ``window``."""
+    def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
+        """Store (C, h, w) output values (and their validity) at the HR ``window``."""
 
 
 def sample_shape(window: Window, max_pixels: int) -> Tuple[int, int]:
@@ -133,7 +133,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
                 f"{tile.read.x + tile.read.w}, y {tile.read.y}-{tile.read.y + tile.read.h}) "
                 f"of the input: {exc}") from None
         for part, (sr, hr_valid) in _with_backoff(engine, tile, values, reader.nodata, log):
-            writer.write(part.out.scaled(engine.scale), encode(sr, hr_valid))
+            writer.write(part.out.scaled(engine.scale), encode(sr, hr_valid), hr_valid)
         if progress is not None:
             progress((done + 1) / len(tiles))
 

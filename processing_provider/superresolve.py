@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterBand, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterBand, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterExtent,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
@@ -31,6 +32,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     TILE_OVERLAP = "TILE_OVERLAP"
     ISE_KERNEL = "ISE_KERNEL"
+    ZERO_COLLAR = "ZERO_COLLAR"
+    OUTPUT_MASK = "OUTPUT_MASK"
     OUTPUT = "OUTPUT"
 
     def name(self):
@@ -109,6 +112,13 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         kernel.setUsesStaticStrings(True)
         self._add(kernel, "weights: the degradation the weights were trained with (antialiased "
                           "bicubic); bilinear: the paper's literal choice.", advanced=True)
+        self._add(QgsProcessingParameterBoolean(self.ZERO_COLLAR, "Treat a zero collar as nodata",
+                                                defaultValue=True),
+                  "When the input declares no nodata but zeros line its edge (as in Landsat scenes), "
+                  "treat 0 as nodata and declare it in the output.", advanced=True)
+        self._add(QgsProcessingParameterBoolean(self.OUTPUT_MASK, "Write a mask band", defaultValue=False),
+                  "Add an internal mask band to the output: 255 where valid, 0 where nodata.",
+                  advanced=True)
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved"),
                   "GeoTIFF to write. It appears only when the run succeeds.")
 
@@ -141,6 +151,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
             tile_overlap=None if overlap in (None, "") else self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
             ise_kernel=None if kernel == "weights" else kernel,
             overwrite=True,  # Processing asked the user before choosing an existing file
+            write_mask=self.parameterAsBool(parameters, self.OUTPUT_MASK, context),
+            zero_collar="auto" if self.parameterAsBool(parameters, self.ZERO_COLLAR, context) else "off",
         )
         try:
             run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),

@@ -14,7 +14,7 @@ def test_provider_and_parameters_registered():
     assert alg is not None and alg.displayName() == "Super-resolve raster"
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
-                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "OUTPUT"]
+                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "ZERO_COLLAR", "OUTPUT_MASK", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
     assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]

@@ -1,0 +1,228 @@
+"""The bad- and edge-input catalogue: each case has one defined outcome.
+
+Either a correct result (pixels and georeferencing asserted) or one clear
+SuperResError naming the problem and the fix. Cases that need QGIS (a WMS
+layer, an extent in another CRS) are in tests/qgis.
+"""
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from backend.errors import SuperResError
+from backend.job import SuperResolveJob, run_job
+from helpers import AERIAL, COLLAR, LANDSAT, copy_with, read
+
+
+def make(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32633, nodata=None,
+         dtype=None):
+    """Write a GeoTIFF from a (C, H, W) array of real pixels."""
+    dtype = dtype or gdal.GDT_Float32
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
+    ds.SetGeoTransform(gt)
+    if epsg:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetProjection(srs.ExportToWkt())
+    for i in range(array.shape[0]):
+        ds.GetRasterBand(i + 1).WriteArray(array[i])
+        if nodata is not None:
+            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
+    ds = None
+    return path
+
+
+def sr(src, out, **kw):
+    kw.setdefault("model", "dganet")
+    kw.setdefault("scale", 2)
+    log = []
+    run_job(SuperResolveJob(str(src), str(out), **kw), log=log.append)
+    return read(out), log
+
+
+def real_band(h=64, w=64):
+    return read(LANDSAT)[0, :h, :w].astype(np.float32)
+
+
+# --- rasters -----------------------------------------------------------------
+
+def test_zero_collar_on_real_landsat_is_nodata_without_halo(tmp_path):
+    out, log = sr(COLLAR, tmp_path / "o.tif", scale=2, ise_iterations=3)
+    lr = read(COLLAR)
+    zero = (lr == 0).all(axis=0)
+    assert any("zero collar" in line or "zeros line" in line for line in log)
+    np.testing.assert_array_equal((out == 0).all(axis=0), np.kron(zero, np.ones((2, 2), bool)))
+    assert gdal.Open(str(tmp_path / "o.tif")).GetRasterBand(1).GetNoDataValue() == 0
+    naive, _ = sr(COLLAR, tmp_path / "n.tif", scale=2, ise_iterations=3, zero_collar="off")
+    # valid pixels along the collar ring (over- and undershoot) when zeros count as data;
+    # with the collar masked they stay close to their own input pixels
+    edge = np.kron(zero, np.ones((2, 2), bool))
+    ring = ~edge & (np.roll(edge, 3, 1) | np.roll(edge, -3, 1))
+    local = np.kron(lr, np.ones((1, 2, 2))).astype(float)
+    ours_err = np.abs(out[:, ring] - local[:, ring]).mean()
+    naive_err = np.abs(naive[:, ring].astype(float) - local[:, ring]).mean()
+    assert naive_err > 2 * ours_err, (ours_err, naive_err)
+    assert out[:, ring].min() > 0.5 * np.median(lr[:, ~zero])
+
+
+@pytest.mark.parametrize("dtype", [gdal.GDT_Float32, gdal.GDT_Float64])
+def test_nan_and_inf_stay_local(tmp_path, dtype):
+    a = real_band()[None].astype(np.float64)
+    a[0, 10:14, 10:14] = np.nan
+    a[0, 40, 40] = np.inf
+    a[0, 50, 5] = -np.inf
+    out, _ = sr(make(tmp_path / "nan.tif", a, dtype=dtype), tmp_path / "o.tif")
+    bad = np.kron(~np.isfinite(a[0]), np.ones((2, 2), bool))
+    assert np.isnan(out[0][bad]).all()
+    assert np.isfinite(out[0][~bad]).all()          # NaN never spreads
+    assert abs(np.nanmean(out) - np.nanmean(a[np.isfinite(a)])) < 0.02 * np.nanmean(a[np.isfinite(a)])
+
+
+def test_nan_with_declared_nodata_becomes_nodata(tmp_path):
+    a = real_band()[None]
+    a[0, :5] = np.nan
+    out, _ = sr(make(tmp_path / "n.tif", a, nodata=-9999), tmp_path / "o.tif", model="bicubic")
+    assert (out[0, :10] == -9999).all() and (out[0, 10:] != -9999).all()
+
+
+def test_constant_raster(tmp_path):
+    out, _ = sr(make(tmp_path / "c.tif", np.full((1, 32, 32), 812.0, np.float32)), tmp_path / "o.tif",
+                ise_iterations=2)
+    np.testing.assert_allclose(out, 812.0, atol=0.5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (3, 200)])
+def test_tiny_and_thin_rasters(tmp_path, shape):
+    a = real_band(*shape)[None]
+    out, _ = sr(make(tmp_path / "t.tif", a), tmp_path / "o.tif", scale=4, ise_iterations=2)
+    assert out.shape == (1, shape[0] * 4, shape[1] * 4)
+    assert np.isfinite(out).all()
+    assert abs(out.mean() - a.mean()) < 0.05 * a.mean()
+
+
+def test_seven_bands_run_band_by_band(tmp_path):
+    l3 = read(LANDSAT)[:, :48, :48]
+    a = np.concatenate([l3, l3[::-1], l3[:1]]).astype(np.uint16)   # 7 real bands
+    src = make(tmp_path / "seven.tif", a, dtype=gdal.GDT_UInt16)
+    out, _ = sr(src, tmp_path / "o.tif")
+    single, _ = sr(src, tmp_path / "b5.tif", bands=[5])
+    assert out.shape == (7, 96, 96) and out.dtype == np.uint16
+    np.testing.assert_array_equal(out[4], single[0])
+
+
+def test_rotated_geotransform_is_refused(tmp_path):
+    src = make(tmp_path / "rot.tif", real_band()[None], gt=(500000, 30, 5, 4000000, 5, -30))
+    with pytest.raises(SuperResError, match="rotated or sheared.*Warp"):
+        sr(src, tmp_path / "o.tif")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_no_crs_works_and_says_so(tmp_path):
+    out, log = sr(make(tmp_path / "nocrs.tif", real_band()[None], epsg=None), tmp_path / "o.tif")
+    assert out.shape == (1, 128, 128)
+    assert gdal.Open(str(tmp_path / "o.tif")).GetProjection() == ""
+    assert any("no CRS" in line for line in log)
+
+
+def test_broken_input_file(tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(AERIAL.read_bytes()[:3000])
+    with pytest.raises(SuperResError, match="Cannot open|Could not read"):
+        sr(broken, tmp_path / "o.tif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tif"]
+
+
+def test_input_is_never_modified(tmp_path):
+    src = copy_with(LANDSAT, tmp_path / "in.tif")
+    before, mtime = src.read_bytes(), src.stat().st_mtime_ns
+    sr(src, tmp_path / "o.tif", ise_iterations=1)
+    assert src.read_bytes() == before and src.stat().st_mtime_ns == mtime
+    assert not (tmp_path / "in.tif.aux.xml").exists()
+
+
+def test_mask_band(tmp_path):
+    out, _ = sr(COLLAR, tmp_path / "o.tif", model="bicubic", write_mask=True)
+    ds = gdal.Open(str(tmp_path / "o.tif"))
+    mask = ds.GetRasterBand(1).GetMaskBand().ReadAsArray()
+    np.testing.assert_array_equal(mask == 255, (out != 0).any(axis=0))
+
+
+# --- parameters --------------------------------------------------------------
+
+def test_extent_smaller_than_a_pixel_gives_that_pixel(tmp_path):
+    ds = gdal.Open(str(LANDSAT))
+    x0, pw, _, y0, _, ph = ds.GetGeoTransform()
+    ext = (x0 + 10.2 * pw, y0 + 5.6 * ph, x0 + 10.4 * pw, y0 + 5.3 * ph)
+    out, _ = sr(LANDSAT, tmp_path / "o.tif", model="bicubic", extent=ext)
+    assert out.shape == (3, 2, 2)
+    assert gdal.Open(str(tmp_path / "o.tif")).GetGeoTransform()[0] == pytest.approx(x0 + 10 * pw)
+
+
+def test_empty_extent_is_refused(tmp_path):
+    with pytest.raises(SuperResError, match="EXTENT is empty"):
+        sr(LANDSAT, tmp_path / "o.tif", extent=(10, 10, 10, 20))
+
+
+@pytest.mark.parametrize("kw,match", [({"ise_iterations": -1}, "ISE_ITERATIONS"),
+                                      ({"tile_size": 2}, "TILE_SIZE"),
+                                      ({"scale": 3}, "SCALE must be 2, 4 or 8"),
+                                      ({"model": "srgan"}, "Unknown model 'srgan'.*dganet"),
+                                      ({"device": "tpu"}, "Unknown device"),
+                                      ({"ise_kernel": "lanczos"}, "Unknown ISE kernel")])
+def test_bad_parameters(tmp_path, kw, match):
+    with pytest.raises(SuperResError, match=match):
+        sr(LANDSAT, tmp_path / "o.tif", **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- files -------------------------------------------------------------------
+
+def test_missing_output_folder(tmp_path):
+    with pytest.raises(SuperResError, match="does not exist"):
+        sr(LANDSAT, tmp_path / "no" / "such" / "o.tif")
+
+
+def test_unwritable_output_location(tmp_path):
+    with pytest.raises(SuperResError, match="not writable|Cannot create the output"):
+        sr(LANDSAT, "/proc/self/o.tif", model="bicubic")
+
+
+def test_existing_output_open_elsewhere_is_replaced_atomically(tmp_path):
+    out = tmp_path / "o.tif"
+    sr(LANDSAT, out, model="nearest")
+    held = gdal.Open(str(out))            # e.g. the layer still open in QGIS
+    old = held.ReadAsArray()
+    new, _ = sr(LANDSAT, out, model="bicubic", overwrite=True)
+    assert not np.array_equal(new, old)
+    np.testing.assert_array_equal(held.ReadAsArray(), old)   # the open handle still reads the old file
+    held = None
+
+
+def test_write_failure_such_as_a_full_disk(tmp_path, monkeypatch):
+    from backend import raster_io
+    calls = {"n": 0}
+    real = raster_io.GdalWriter.write
+
+    def full(self, window, values, valid=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: No space left on device")
+        return real(self, window, values, valid)
+
+    monkeypatch.setattr(raster_io.GdalWriter, "write", full)
+    with pytest.raises(SuperResError, match="No space left"):
+        sr(LANDSAT, tmp_path / "o.tif", model="bicubic", tile_size=48)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_equal_to_input(tmp_path):
+    src = copy_with(LANDSAT, tmp_path / "in.tif")
+    with pytest.raises(SuperResError, match="OUTPUT is the input"):
+        sr(src, src, overwrite=True)
+
+
+def test_cuda_without_gpu(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SuperResError, match="no CUDA GPU.*auto"):
+        sr(LANDSAT, tmp_path / "o.tif", device="cuda")
