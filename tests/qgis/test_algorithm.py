@@ -94,3 +94,17 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path):
         processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "bicubic", "SCALE": "2",
                                                  "DEVICE": "cuda", "OUTPUT": str(tmp_path / "c.tif")})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri,provider", [
+    ("type=xyz&url=http://127.0.0.1:9/%7Bz%7D/%7Bx%7D/%7By%7D.png&zmax=19&zmin=0", "wms"),
+    ("?crs=EPSG:32633&extent=500000,4000000,500300,4000300&width=10&height=10&formula=1&", "virtualraster"),
+])
+def test_non_file_layers_are_refused_clearly(tmp_path, uri, provider):
+    layer = QgsRasterLayer(uri, "web", provider)
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    with pytest.raises(QgsProcessingException, match=f"is a {provider} layer, not a file.*Save"):
+        processing.run("superres:superresolve", {"INPUT": layer, "MODEL": "bicubic", "SCALE": "2",
+                                                 "OUTPUT": str(tmp_path / "o.tif")})
+    assert list(tmp_path.iterdir()) == []
