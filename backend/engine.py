@@ -66,22 +66,29 @@ class Engine:
         return (self.receptive_radius + FILL_ITERATIONS
                 + self.ise_iterations * ise_growth(self.ise_kernel))
 
-    def infer(self, norm: np.ndarray) -> np.ndarray:
-        """Super-resolve a (C, h, w) normalised array to (C, h*s, w*s), float32."""
+    def infer(self, norm: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
+        """Super-resolve a (C, h, w) normalised array to (C, h*s, w*s), float32.
+
+        ``valid`` (C, h, w) marks real input pixels; ISE back-projects only
+        their errors, never those of gap-filled pixels.
+        """
         if self.spec.kind == "interpolation" and self.ise_iterations == 0 and torch is None:
             return numpy_upsample(norm, self.scale, self.spec.resample_mode)
         require_torch(f"Model '{self.spec.name}' with ISE iterations > 0"
                       if self.spec.kind == "interpolation" else f"Model '{self.spec.name}'")
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)
+            m = (torch.ones_like(x) if valid is None
+                 else torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32)).to(self.device))
             # One pass per band (1-band flavour) or per RGB triple: memory stays
             # bounded by the tile, whatever the band count.
-            groups = [x[None]] if self.bands_per_pass == 3 else [x[c:c + 1, None] for c in range(x.shape[0])]
+            groups = ([(x[None], m[None])] if self.bands_per_pass == 3
+                      else [(x[c:c + 1, None], m[c:c + 1, None]) for c in range(x.shape[0])])
             out = []
-            for lr in groups:
+            for lr, mask in groups:
                 sr = self._forward(lr)
                 if self.ise_iterations:
-                    sr = ise(sr, lr, self.scale, self.ise_iterations, self.ise_kernel)
+                    sr = ise(sr, lr, self.scale, self.ise_iterations, self.ise_kernel, mask)
                 out.append(sr[0].float().cpu().numpy())
             return np.concatenate(out)
 
@@ -92,17 +99,20 @@ class Engine:
         return self.net(x)
 
 
-def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic"):
+def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None):
     """Image-specific enhancement, seed 000 Algorithm 1 (iterative back-projection).
 
     Each iteration downsamples the estimate, subtracts it from the LR input,
     upsamples the difference and adds it. The tolerance stop of Algorithm 1
     is left out: a per-tile stop would make neighbouring tiles disagree.
+    Where ``valid`` is 0 (nodata) the difference is not back-projected.
     """
     from .resample import torch_downsample, torch_upsample
     up_mode = KERNELS[kernel][2]
     for _ in range(iterations):
         diff = lr - torch_downsample(sr, scale, kernel)
+        if valid is not None:
+            diff = diff * valid
         sr = sr + torch_upsample(diff, scale, up_mode)
     return sr
 

@@ -100,7 +100,7 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray,
     s = engine.scale
     valid = valid_mask(values, nodata)
     norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
-    sr = engine.infer(norm)
+    sr = engine.infer(norm, valid)
     ox, oy = tile.core.x - tile.read.x, tile.core.y - tile.read.y
     sl = (slice(None), slice(oy * s, (oy + tile.core.h) * s), slice(ox * s, (ox + tile.core.w) * s))
     core_valid = valid[:, oy:oy + tile.core.h, ox:ox + tile.core.w]

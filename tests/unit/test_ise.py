@@ -55,3 +55,16 @@ def test_margin_grows_with_iterations():
     assert e0.safe_margin == e0.net.receptive_radius() + FILL_ITERATIONS
     assert e7.safe_margin - e0.safe_margin == 7 * ise_growth("bicubic")
     assert e7.ise_kernel == "bicubic"  # from the weights' recorded degradation
+
+
+def test_ise_ignores_nodata_pixels():
+    lr = torch.from_numpy(_lr(LANDSAT, 2).astype(np.float32) / 10000)[None]
+    valid = torch.ones_like(lr)
+    valid[..., 10:20, 10:20] = 0
+    sr = torch_upsample(lr, 2, "bicubic")
+    other = lr.clone()
+    other[..., 10:20, 10:20] = 5.0          # whatever sits under the nodata does not matter
+    a = ise(sr, lr, 2, 4, "bicubic", valid)
+    b = ise(sr, other, 2, 4, "bicubic", valid)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(ise(sr, lr, 2, 4, "bicubic"), ise(sr, other, 2, 4, "bicubic"))

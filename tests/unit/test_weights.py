@@ -93,3 +93,9 @@ def test_no_pickle_loading_in_the_code():
     out = subprocess.run(["git", "grep", "-n", "-E", r"torch\.load\(|pickle\.load|(^|[^.])\beval\(|\bexec\(",
                           "--", "*.py", ":!tests/*"], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout == ""
+
+
+def test_no_shell_anywhere():
+    out = subprocess.run(["git", "grep", "-n", "-E", r"shell=True|os\.system\(|os\.popen\(",
+                          "--", "*.py", ":!tests/*"], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout == ""
