@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
 from .errors import SuperResError
 from .job import RGB_INTERP, super_resolve_array
-from .metrics import data_range, lr_consistency, psnr, ssim
+from .metrics import data_range, ergas, lr_consistency, psnr, sam_degrees, ssim
 from .torch_support import require_torch
 
 
@@ -29,6 +30,8 @@ class EvalRow:
     lr_consistency: float
     seconds_per_mp: float
     psnr_bands: List[float]
+    sam: float = float("nan")
+    ergas: float = float("nan")
 
 
 def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -38,8 +41,11 @@ def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: Sequence[int],
-                   rgb: bool = False, device: str = "auto") -> List[EvalRow]:
-    """Degrade (C, H, W) ``hr`` by ``scale`` and score each model and ISE count."""
+                   rgb: bool = False, device: str = "auto", keep=None) -> List[EvalRow]:
+    """Degrade (C, H, W) ``hr`` by ``scale`` and score each model and ISE count.
+
+    ``keep(model, ise, sr)``, if given, receives each SR array (e.g. to save it).
+    """
     torch = require_torch("Evaluation")
     from .resample import degrade
     hr = crop_to_multiple(hr, scale)
@@ -55,18 +61,31 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
             sb = [ssim(sr[c], hr[c], ranges[c], scale) for c in range(hr.shape[0])]
             lc = np.mean([lr_consistency(sr[c:c + 1], lr[c:c + 1], scale, ranges[c])
                           for c in range(hr.shape[0])])
+            s = scale
+            spectral = hr.shape[0] > 1
             rows.append(EvalRow(model, n, float(np.mean(pb)), float(np.mean(sb)), float(lc),
-                                secs / (sr.shape[-1] * sr.shape[-2] / 1e6), pb))
+                                secs / (sr.shape[-1] * sr.shape[-2] / 1e6), pb,
+                                sam_degrees(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s]) if spectral else float("nan"),
+                                ergas(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s], s)))
+            if keep is not None:
+                keep(model, n, sr)
     return rows
 
 
 def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequence[int],
                   bands: Optional[Sequence[int]] = None, window: Optional[Sequence[int]] = None,
-                  device: str = "auto") -> List[EvalRow]:
-    """Evaluate on a raster file (optionally a pixel window x, y, w, h of it)."""
-    from .raster_io import GdalReader, read_info
+                  device: str = "auto", sr_folder: Optional[str] = None) -> List[EvalRow]:
+    """Evaluate on a raster file (optionally a pixel window x, y, w, h of it).
+
+    With ``sr_folder``, each SR result is also written there as a GeoTIFF on
+    the HR grid (``<model>_ise<N>_x<s>.tif``).
+    """
+    from .raster_io import GdalReader, GdalWriter, read_info
     from .tiling import Window
     info = read_info(path)
+    for model in models:
+        from .registry import check_scale, get_model
+        check_scale(get_model(model), scale)
     bands = list(bands or range(1, info.band_count + 1))
     win = Window(*window) if window else Window(0, 0, info.width, info.height)
     if win.w < 4 * scale or win.h < 4 * scale:
@@ -75,7 +94,62 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
     hr = reader.read(win)
     reader.close()
     rgb = tuple(info.bands[b - 1].color_interp for b in bands) == RGB_INTERP
-    return evaluate_array(hr, scale, models, ise_list, rgb, device)
+    keep = None
+    if sr_folder:
+        x0, pw, _, y0, _, ph = info.geotransform
+        gt = (x0 + win.x * pw, pw, 0.0, y0 + win.y * ph, 0.0, ph)
+        band_infos = [info.bands[b - 1] for b in bands]
+
+        def keep(model, n, sr):
+            out = Path(sr_folder) / f"{model}_ise{n}_x{scale}.tif"
+            writer = GdalWriter(str(out), sr.shape[2], sr.shape[1], gt, info.crs_wkt, info.gdal_type,
+                                band_infos, [b.nodata for b in band_infos])
+            try:
+                writer.write(Window(0, 0, sr.shape[2], sr.shape[1]), sr)
+                writer.commit(overwrite=True)
+            except BaseException:
+                writer.abort()
+                raise
+    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep)
+
+
+def write_csv(rows: Sequence[EvalRow], path) -> None:
+    """The rows as CSV, one line per model and ISE count, per-band PSNR last."""
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "ise", "psnr_db", "ssim", "sam_deg", "ergas", "lr_consistency_pct",
+                    "seconds_per_output_mp", "psnr_per_band_db"])
+        for r in rows:
+            w.writerow([r.model, r.ise, f"{r.psnr:.4f}", f"{r.ssim:.5f}", f"{r.sam:.4f}", f"{r.ergas:.4f}",
+                        f"{r.lr_consistency:.4f}", f"{r.seconds_per_mp:.3f}",
+                        " ".join(f"{p:.3f}" for p in r.psnr_bands)])
+
+
+DEFINITIONS = ("Degradation: torch interpolate(hr, 1/s, bicubic, antialias=True, align_corners=False) "
+               "on float values, rounded and clipped to the data type. PSNR = 10 log10(R^2/MSE), R = 255 "
+               "for Byte, else the HR band's max - min, s pixels shaved at each border, on values "
+               "rounded to the output type; SSIM: Wang et al. 2004 (11x11 Gaussian, sigma 1.5, K1 0.01, "
+               "K2 0.03, same R), mean over bands; SAM in degrees; ERGAS = 100/s sqrt(mean (RMSE/mean)^2); "
+               "LR consistency: RMSE between down(SR) and the LR as % of R.")
+
+
+def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
+    """A standalone HTML page with the table and the metric definitions."""
+    import html
+    base = next((r.psnr for r in rows if r.model == "bicubic" and r.ise == 0), None)
+    cells = "".join(
+        f"<tr><td>{html.escape(r.model)}</td><td>{r.ise}</td><td>{r.psnr:.2f}</td>"
+        f"<td>{'' if base is None else f'{r.psnr - base:+.2f}'}</td><td>{r.ssim:.4f}</td>"
+        f"<td>{r.sam:.3f}</td><td>{r.ergas:.3f}</td><td>{r.lr_consistency:.3f}</td>"
+        f"<td>{r.seconds_per_mp:.2f}</td></tr>" for r in rows)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1><table border='1' cellpadding='4'>"
+            "<tr><th>model</th><th>ISE</th><th>PSNR (dB)</th><th>vs bicubic (dB)</th><th>SSIM</th>"
+            "<th>SAM (deg)</th><th>ERGAS</th><th>LR consistency (% of R)</th><th>s / output MP</th></tr>"
+            f"{cells}</table><p>{html.escape(DEFINITIONS)}</p></body></html>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
 
 
 def format_table(rows: Sequence[EvalRow]) -> str:

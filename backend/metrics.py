@@ -92,3 +92,20 @@ def phase_shift(a: np.ndarray, b: np.ndarray, upsample: int = 20, max_freq: floa
     up = np.abs(ky @ cross @ kx)
     iy, ix = np.unravel_index(np.argmax(up), up.shape)
     return float(ys[iy]), float(xs[ix])
+
+
+def sam_degrees(sr: np.ndarray, hr: np.ndarray) -> float:
+    """Spectral angle mapper: mean angle (degrees) between (C, H, W) pixel spectra."""
+    a = sr.reshape(sr.shape[0], -1).astype(np.float64)
+    b = hr.reshape(hr.shape[0], -1).astype(np.float64)
+    cos = (a * b).sum(0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) + 1e-12)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
+
+
+def ergas(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:
+    """ERGAS = 100 / s * sqrt(mean over bands of (RMSE_c / mean_c(HR))^2)."""
+    terms = []
+    for c in range(hr.shape[0]):
+        rmse = np.sqrt(np.mean((sr[c].astype(np.float64) - hr[c].astype(np.float64)) ** 2))
+        terms.append((rmse / max(float(np.mean(hr[c])), 1e-12)) ** 2)
+    return float(100.0 / scale * np.sqrt(np.mean(terms)))

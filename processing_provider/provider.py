@@ -24,5 +24,7 @@ class SuperResProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         """Register the algorithms."""
+        from .evaluate import EvaluateAlgorithm
         from .superresolve import SuperResolveAlgorithm
         self.addAlgorithm(SuperResolveAlgorithm())
+        self.addAlgorithm(EvaluateAlgorithm())
