@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SYS_PYTHON := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
 PIP_PACKAGES := torch==2.13.0 safetensors pytest pytest-qgis
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
