@@ -134,8 +134,12 @@ class GdalReader:
     def _read(self, window: Window, bw: int, bh: int) -> np.ndarray:
         out = []
         for b in self.bands:
-            arr = self._ds.GetRasterBand(b).ReadAsArray(window.x, window.y, window.w, window.h,
-                                                        buf_xsize=bw, buf_ysize=bh)
+            try:
+                arr = self._ds.GetRasterBand(b).ReadAsArray(window.x, window.y, window.w, window.h,
+                                                            buf_xsize=bw, buf_ysize=bh)
+            except Exception as exc:  # GDAL raises when exceptions are on (QGIS enables them)
+                raise SuperResError(f"Could not read band {b} of the input ({exc}); "
+                                    "the file may be damaged or truncated.") from None
             if arr is None:
                 raise SuperResError(f"Could not read band {b} of the input ({_gdal().GetLastErrorMsg()}); "
                                     "the file may be damaged or truncated.")
@@ -155,7 +159,7 @@ class GdalReader:
         """
         w, h = self.info.width, self.info.height
         strips = [Window(0, 0, w, 1), Window(0, h - 1, w, 1), Window(0, 0, 1, h), Window(w - 1, 0, 1, h)]
-        zero = np.concatenate([(self.read(s) == 0).all(axis=0).ravel() for s in strips])
+        zero = np.concatenate([(self._read(s, s.w, s.h) == 0).all(axis=0).ravel() for s in strips])
         return bool(zero.mean() >= 0.05)
 
 
