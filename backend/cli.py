@@ -91,6 +91,7 @@ def _progress_bar():
         return None
 
     def show(fraction: float) -> None:
+        """Redraw the bar at ``fraction`` done."""
         n = int(fraction * 40)
         sys.stderr.write(f"\r[{'#' * n}{'.' * (40 - n)}] {fraction * 100:5.1f}%")
         if fraction >= 1:

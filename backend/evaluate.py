@@ -101,6 +101,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
         band_infos = [info.bands[b - 1] for b in bands]
 
         def keep(model, n, sr):
+            """Write one SR result beside the report."""
             out = Path(sr_folder) / f"{model}_ise{n}_x{scale}.tif"
             writer = GdalWriter(str(out), sr.shape[2], sr.shape[1], gt, info.crs_wkt, info.gdal_type,
                                 band_infos, [b.nodata for b in band_infos])

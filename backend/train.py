@@ -128,6 +128,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     running = []
 
     def lr_at(i: int) -> float:
+        """Learning rate at step ``i``."""
         # Seed 000 (section 2.2) halves the rate every 40 epochs; our short
         # budgets see far fewer, so "constant" follows it, "cosine" decays.
         if recipe.schedule == "cosine":
@@ -135,6 +136,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         return recipe.lr
 
     def save_checkpoint():
+        """Model and Adam state (safetensors) plus step and elapsed time."""
         state = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         state.update(_adam_state(opt))
         save_file(state, str(ckpt))

@@ -37,6 +37,7 @@ def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
     task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
 
     def executed(successful: bool, results: dict) -> None:
+        """Add the layer on success; report either way."""
         _RUNNING.pop(id(task), None)
         layer = None
         if successful and results.get("OUTPUT"):
