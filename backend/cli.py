@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ise", default="0", help="comma-separated ISE iteration counts")
     ev.add_argument("--bands", type=_bands, default=None)
     ev.add_argument("--window", type=_bands, default=None, help="x,y,w,h pixel window of the HR raster")
+    ev.add_argument("--lr", default=None, help="a real LR raster of the same place (instead of degrading)")
 
     sub.add_parser("models", help="list the models (markdown table)")
 
@@ -117,7 +118,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "evaluate":
             from .evaluate import evaluate_file, format_table
             rows = evaluate_file(args.hr, args.scale, args.models.split(","),
-                                 [int(n) for n in args.ise.split(",")], args.bands, args.window)
+                                 [int(n) for n in args.ise.split(",")], args.bands, args.window,
+                                 lr_path=args.lr)
             print(format_table(rows))
         elif args.command == "train":
             _train_one(args)

@@ -41,15 +41,24 @@ def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: Sequence[int],
-                   rgb: bool = False, device: str = "auto", keep=None) -> List[EvalRow]:
-    """Degrade (C, H, W) ``hr`` by ``scale`` and score each model and ISE count.
+                   rgb: bool = False, device: str = "auto", keep=None,
+                   lr: Optional[np.ndarray] = None) -> List[EvalRow]:
+    """Score each model and ISE count at recovering (C, H, W) ``hr`` from its LR.
 
+    The LR is ``hr`` degraded by ``scale``, or the given real ``lr`` (a
+    degradation this project did not make, such as Landsat B2_60m -> B2).
     ``keep(model, ise, sr)``, if given, receives each SR array (e.g. to save it).
     """
     torch = require_torch("Evaluation")
     from .resample import degrade
-    hr = crop_to_multiple(hr, scale)
-    lr = degrade(torch.from_numpy(hr.astype(np.float64))[None], scale, hr.dtype)[0].numpy().astype(hr.dtype)
+    if lr is None:
+        hr = crop_to_multiple(hr, scale)
+        lr = degrade(torch.from_numpy(hr.astype(np.float64))[None], scale, hr.dtype)[0].numpy().astype(hr.dtype)
+    else:
+        lr = lr.astype(hr.dtype)
+        if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
+            raise SuperResError(f"The HR raster must be at least {scale} times the LR raster's size.")
+        hr = hr[..., :lr.shape[-2] * scale, :lr.shape[-1] * scale]
     rows = []
     for model in models:
         for n in ise_list:
@@ -74,8 +83,12 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
 
 def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequence[int],
                   bands: Optional[Sequence[int]] = None, window: Optional[Sequence[int]] = None,
-                  device: str = "auto", sr_folder: Optional[str] = None) -> List[EvalRow]:
+                  device: str = "auto", sr_folder: Optional[str] = None,
+                  lr_path: Optional[str] = None) -> List[EvalRow]:
     """Evaluate on a raster file (optionally a pixel window x, y, w, h of it).
+
+    With ``lr_path``, the LR is that raster (a real pair, same top-left
+    corner, pixel size ``scale`` times larger) instead of a degradation.
 
     With ``sr_folder``, each SR result is also written there as a GeoTIFF on
     the HR grid (``<model>_ise<N>_x<s>.tif``).
@@ -111,7 +124,18 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
             except BaseException:
                 writer.abort()
                 raise
-    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep)
+    lr = None
+    if lr_path:
+        lr_info = read_info(lr_path)
+        ratio = lr_info.geotransform[1] / info.geotransform[1]
+        if abs(ratio - scale) > 1e-6 or lr_info.geotransform[0] != info.geotransform[0] or \
+                lr_info.geotransform[3] != info.geotransform[3] or window:
+            raise SuperResError(f"The LR raster's pixels must be exactly {scale} times the HR's, on the "
+                                "same top-left corner (and no window).")
+        lr_reader = GdalReader(lr_info, bands)
+        lr = lr_reader.read(Window(0, 0, lr_info.width, lr_info.height))
+        lr_reader.close()
+    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr)
 
 
 def write_csv(rows: Sequence[EvalRow], path) -> None:

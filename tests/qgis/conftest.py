@@ -19,6 +19,9 @@ _LINKS = Path(tempfile.mkdtemp(prefix="superres-pkg-"))
 sys.path.insert(0, str(_LINKS))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# QGIS computes statistics when it loads a layer and GDAL saves them beside the
+# file (.aux.xml); keep the committed crops pristine.
+os.environ["GDAL_PAM_ENABLED"] = "NO"
 
 
 @pytest.fixture(scope="session", autouse=True)
