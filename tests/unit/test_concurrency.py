@@ -9,8 +9,8 @@ from helpers import AERIAL, LANDSAT, read
 
 
 def test_two_jobs_in_threads_match_sequential(tmp_path):
-    jobs = [SuperResolveJob(str(LANDSAT), str(tmp_path / "a.tif"), "dganet", 4, 2, tile_size=48),
-            SuperResolveJob(str(AERIAL), str(tmp_path / "b.tif"), "dganet", 4, 1, tile_size=40)]
+    jobs = [SuperResolveJob(str(LANDSAT), str(tmp_path / "a.tif"), "dganet", 4, 1, tile_size=64),
+            SuperResolveJob(str(AERIAL), str(tmp_path / "b.tif"), "dganet", 4, 0, tile_size=64)]
     errors = []
 
     def work(job):
