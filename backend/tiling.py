@@ -100,10 +100,18 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray,
     s = engine.scale
     valid = valid_mask(values, nodata)
     norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
-    sr = engine.infer(norm, valid)
     ox, oy = tile.core.x - tile.read.x, tile.core.y - tile.read.y
+    # Where the margin was cut by the raster's edge, mirror the data so the
+    # network sees image-like context instead of its zero padding (which
+    # darkens borders and breaks one-pixel-thin rasters). Raster edges are the
+    # same for every tiling, so tiled and one-piece results still agree.
+    m, c, r = tile.margin, tile.core, tile.read
+    pads = ((0, 0), (max(0, m - oy), max(0, m - (r.y + r.h - c.y - c.h))),
+            (max(0, m - ox), max(0, m - (r.x + r.w - c.x - c.w))))
+    sr = engine.infer(np.pad(norm, pads, mode="symmetric"), np.pad(valid, pads, mode="symmetric"))
+    ox, oy = ox + pads[2][0], oy + pads[1][0]
     sl = (slice(None), slice(oy * s, (oy + tile.core.h) * s), slice(ox * s, (ox + tile.core.w) * s))
-    core_valid = valid[:, oy:oy + tile.core.h, ox:ox + tile.core.w]
+    core_valid = valid[:, c.y - r.y:c.y - r.y + c.h, c.x - r.x:c.x - r.x + c.w]
     hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
     return denormalise(sr[sl], engine.stats), hr_valid
 
