@@ -37,7 +37,7 @@ def test_plugin_without_torch(tmp_path):
     from helpers import ROOT
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(LANDSAT), str(tmp_path / "o.tif")],
                           capture_output=True, text=True, timeout=300,
-                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
+                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "GDAL_PAM_ENABLED": "NO"})
     assert "BASELINE_OK True" in proc.stdout, proc.stdout + proc.stderr
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
     assert len(refused) == 2 and all("needs PyTorch" in r and "pip install torch" in r for r in refused)
