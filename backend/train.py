@@ -117,6 +117,13 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         meta = json.loads(state_file.read_text())
         step, elapsed = meta["step"], meta["elapsed"]
         log(f"resumed {recipe.name} at step {step} ({elapsed / 60:.1f} min done)")
+    elif Path(out_path).is_file():
+        # No checkpoint (a fresh clone): continue from the shipped weights, with
+        # their recorded steps and time; Adam's moments start afresh.
+        from .weights import load_weights
+        meta = load_weights(out_path, recipe.model, recipe.scale, recipe.bands, net)
+        step, elapsed = int(meta["steps"]), float(meta["wall_minutes"]) * 60
+        log(f"continuing {recipe.name} from {Path(out_path).name} at step {step}")
     bicubic_psnr = psnr_norm(torch_upsample(val_lr, recipe.scale, "bicubic"), val_hr)
     new_log = not (run_dir / "log.csv").exists()
     logf = open(run_dir / "log.csv", "a", newline="")
