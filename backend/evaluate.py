@@ -16,6 +16,7 @@ import numpy as np
 from .errors import SuperResError
 from .job import RGB_INTERP, super_resolve_array
 from .metrics import data_range, ergas, lr_consistency, psnr, sam_degrees, ssim
+from .registry import check_scale, get_model
 from .torch_support import require_torch
 
 
@@ -97,7 +98,6 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
     from .tiling import Window
     info = read_info(path)
     for model in models:
-        from .registry import check_scale, get_model
         check_scale(get_model(model), scale)
     bands = list(bands or range(1, info.band_count + 1))
     win = Window(*window) if window else Window(0, 0, info.width, info.height)

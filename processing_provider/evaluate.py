@@ -1,4 +1,6 @@
 """`superres:evaluate`, "Evaluate super-resolution": degrade, super-resolve, compare."""
+import os
+
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterRasterLayer,
@@ -88,7 +90,6 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context) or None
         if folder:
             folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
-            import os
             os.makedirs(folder, exist_ok=True)
         scale = int(self.parameterAsEnumString(parameters, self.SCALE, context))
         try:
