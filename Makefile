@@ -6,12 +6,13 @@ SHELL := /bin/bash
 SYS_PYTHON := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-skimage python3-matplotlib
 PIP_PACKAGES := torch==2.13.0 safetensors pytest pytest-qgis
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 MODEL ?=
 SCALE ?=
+WEIGHTS ?=
 
 .PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs clean
 
@@ -47,7 +48,7 @@ data:
 	$(SYS_PYTHON) tools/fetch_data.py
 
 train: setup
-	$(PY) -m backend train-recipes $(if $(MODEL),--model $(MODEL)) $(if $(SCALE),--scale $(SCALE))
+	$(PY) -m backend train-recipes $(if $(MODEL),--model $(MODEL)) $(if $(SCALE),--scale $(SCALE)) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 evaluate: setup
 	$(PY) tools/evaluate_shipped.py

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import Cancelled, SuperResError
-from .registry import MODELS, markdown_table, model_names
+from .registry import MODELS, WEIGHT_SETS, markdown_table, model_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--extent", type=_extent, default=None, help="xmin,ymin,xmax,ymax in the input's CRS")
     sr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     sr.add_argument("--mask", action="store_true", help="add an internal mask band (255 valid, 0 nodata)")
+    sr.add_argument("--weights", choices=["auto"] + [w.name for w in WEIGHT_SETS], default="auto",
+                    help="weight set; auto: nearest the input's pixel size and data type")
+    sr.add_argument("--self-ensemble", action="store_true",
+                    help="average the network over 8 flips and rotations (8x slower)")
     sr.add_argument("--no-zero-collar", action="store_true",
                     help="never treat a zero collar as nodata when none is declared")
 
@@ -64,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bands", type=_bands, default=None)
     ev.add_argument("--window", type=_bands, default=None, help="x,y,w,h pixel window of the HR raster")
     ev.add_argument("--lr", default=None, help="a real LR raster of the same place (instead of degrading)")
+    ev.add_argument("--weights", choices=["auto"] + [w.name for w in WEIGHT_SETS], default="auto")
+    ev.add_argument("--rgb", action="store_true", help="treat the three selected bands as R, G, B")
 
     sub.add_parser("models", help="list the models (markdown table)")
 
     tr = sub.add_parser("train", help="train one recipe")
     tr.add_argument("--model", default="dganet")
     tr.add_argument("--scale", type=int, default=4)
-    tr.add_argument("--bands", type=int, choices=(1, 3), default=3)
+    tr.add_argument("--weights", choices=[w.name for w in WEIGHT_SETS], default="aerial")
     tr.add_argument("--data", default=str(ROOT / "data" / "packed.npz"))
     tr.add_argument("--out", default=None)
     tr.add_argument("--run-dir", default=None)
@@ -82,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     tra = sub.add_parser("train-recipes", help="replay the shipped weights' recipes")
     tra.add_argument("--model", default=None)
     tra.add_argument("--scale", type=int, default=None)
+    tra.add_argument("--weights", choices=[w.name for w in WEIGHT_SETS], default=None)
     tra.add_argument("--data", default=str(ROOT / "data" / "packed.npz"))
     return p
 
@@ -110,7 +117,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             job = SuperResolveJob(args.input, args.output, args.model, args.scale, args.ise,
                                   args.extent, args.bands, args.device, args.tile or DEFAULT_TILE_SIZE,
                                   args.overlap, args.ise_kernel, args.overwrite, args.mask,
-                                  "off" if args.no_zero_collar else "auto")
+                                  "off" if args.no_zero_collar else "auto", args.weights,
+                                  args.self_ensemble)
             run_job(job, progress=_progress_bar(), log=print)
             print(f"Wrote {args.output}")
         elif args.command == "models":
@@ -119,15 +127,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .evaluate import evaluate_file, format_table
             rows = evaluate_file(args.hr, args.scale, args.models.split(","),
                                  [int(n) for n in args.ise.split(",")], args.bands, args.window,
-                                 lr_path=args.lr)
+                                 lr_path=args.lr, weights=args.weights, rgb=True if args.rgb else None)
             print(format_table(rows))
         elif args.command == "train":
             _train_one(args)
         elif args.command == "train-recipes":
             from .recipes import RECIPES
             for r in RECIPES:
-                if (args.model in (None, r.model)) and (args.scale in (None, r.scale)):
-                    _train_one(argparse.Namespace(model=r.model, scale=r.scale, bands=r.bands,
+                if (args.model in (None, r.model)) and (args.scale in (None, r.scale)) \
+                        and (args.weights in (None, r.weights)):
+                    _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
                                                   data=args.data, out=None, run_dir=None, device="auto",
                                                   threads=None, steps=None, max_minutes=None))
         return 0
@@ -146,7 +155,10 @@ def _train_one(args) -> None:
     import dataclasses
     from .recipes import find_recipe
     from .registry import WEIGHTS_DIR
-    recipe = find_recipe(args.model, args.scale, args.bands)
+    try:
+        recipe = find_recipe(args.model, args.scale, args.weights)
+    except KeyError as exc:
+        raise SuperResError(f"There is {exc.args[0]}: see backend/recipes.py.") from None
     if args.steps is not None:
         recipe = dataclasses.replace(recipe, steps=args.steps)
     if args.max_minutes is not None:

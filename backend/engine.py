@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import SuperResError
 from .normalise import BandStats
-from .registry import ModelSpec
+from .registry import ModelSpec, choose_weight_set, get_weight_set
 from .resample import KERNELS, ise_growth, numpy_upsample
 from .torch_support import require_torch, torch
 
@@ -33,8 +33,12 @@ class Engine:
         ise_iterations: ISE iterations N (seed 000, Algorithm 1); 0 disables.
         ise_kernel: ``bicubic`` (matched to training) or ``bilinear`` (the paper's).
         net: the loaded network, or None for interpolation baselines.
-        bands_per_pass: 3 for the RGB flavour, 1 for band by band.
+        bands_per_pass: 3 for one RGB pass, 1 for band by band.
         weights_meta: the weights file's metadata (networks only).
+        weight_set: the weight set in use ("" for interpolation).
+        net_bands: channels of the network (3 or 1).
+        choice: a line saying which weights were chosen and why.
+        self_ensemble: average the network over the 8 flips and rotations.
     """
 
     spec: ModelSpec
@@ -46,6 +50,10 @@ class Engine:
     net: Optional[object] = None
     bands_per_pass: int = 1
     weights_meta: dict = field(default_factory=dict)
+    weight_set: str = ""
+    net_bands: int = 1
+    choice: str = ""
+    self_ensemble: bool = False
 
     @property
     def receptive_radius(self) -> int:
@@ -80,8 +88,10 @@ class Engine:
             x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)
             m = (torch.ones_like(x) if valid is None
                  else torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32)).to(self.device))
-            # One pass per band (1-band flavour) or per RGB triple: memory stays
-            # bounded by the tile, whatever the band count.
+            # One pass per RGB triple (3-band set on RGB), or per band: memory
+            # stays bounded by the tile, whatever the band count. A 3-band
+            # network given one band sees it as grey (the band in all three
+            # channels) and its three outputs are averaged.
             groups = ([(x[None], m[None])] if self.bands_per_pass == 3
                       else [(x[c:c + 1, None], m[c:c + 1, None]) for c in range(x.shape[0])])
             out = []
@@ -96,6 +106,23 @@ class Engine:
         from .resample import torch_upsample
         if self.net is None:
             return torch_upsample(x, self.scale, self.spec.resample_mode)
+        if not self.self_ensemble:
+            return self._net(x)
+        # Geometric self-ensemble (EDSR's "+"): the 8 flips and 90-degree
+        # rotations, each undone on the output, averaged. Tiles stay exact:
+        # each transform keeps the tile's symmetric margin.
+        out = None
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, (2, 3))
+                y = self._net(t.flip(3) if flip else t)
+                y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
+                out = y if out is None else out + y
+        return out / 8
+
+    def _net(self, x):
+        if x.shape[1] == 1 and self.net_bands == 3:
+            return self.net(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
         return self.net(x)
 
 
@@ -119,11 +146,16 @@ def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None
 
 def build_engine(spec: ModelSpec, scale: int, stats: BandStats, n_bands: int, rgb: bool,
                  device: str = "cpu", ise_iterations: int = 0,
-                 ise_kernel: Optional[str] = None) -> Engine:
+                 ise_kernel: Optional[str] = None, weights: str = "auto",
+                 pixel_size_m: Optional[float] = None, dtype_name: str = "Byte",
+                 self_ensemble: bool = False) -> Engine:
     """Load what ``spec`` needs for ``scale`` and return a ready engine.
 
-    ``rgb`` says the selected bands are natural-colour RGB, which uses the
-    3-band flavour when it exists; everything else runs band by band.
+    ``weights`` names a weight set, or ``auto`` to pick the one nearest the
+    input's ``pixel_size_m`` and ``dtype_name``. A 3-band (RGB) set runs
+    natural-colour RGB (``rgb`` and three bands) in one pass and any other
+    band as grey; a 1-band set runs band by band. ``self_ensemble`` averages
+    the network over 8 flips and rotations (8 times the inference time).
     """
     if ise_iterations < 0:
         raise SuperResError("ISE_ITERATIONS must be 0 or more.")
@@ -134,16 +166,23 @@ def build_engine(spec: ModelSpec, scale: int, stats: BandStats, n_bands: int, rg
             require_torch("ISE (ISE_ITERATIONS > 0)")
         return Engine(spec, scale, stats, device, ise_iterations, ise_kernel or "bicubic")
     require_torch(f"Model '{spec.name}'")
-    flavours = spec.available_flavours(scale)
-    bands = 3 if (rgb and n_bands == 3 and 3 in flavours) else 1
-    if bands not in flavours:
-        raise SuperResError(f"Model '{spec.name}' x{scale} has no {bands}-band weights "
-                            f"(it has {', '.join(map(str, flavours)) or 'none'}-band ones).")
+    available = spec.available_sets(scale)
+    if weights in (None, "", "auto"):
+        chosen, choice = choose_weight_set(available, pixel_size_m, dtype_name)
+    else:
+        chosen = get_weight_set(weights).name
+        if chosen not in available:
+            raise SuperResError(f"Model '{spec.name}' x{scale} has no '{chosen}' weights; it has: "
+                                f"{', '.join(available) or 'none'}. Set WEIGHTS to one of those or auto.")
+        choice = f"weights '{chosen}' ({get_weight_set(chosen).title}), as asked"
+    net_bands = get_weight_set(chosen).bands
     from .weights import load_weights
-    net = spec.build(bands, scale)
-    meta = load_weights(spec.weights_path(scale, bands), spec.name, scale, bands, net)
+    net = spec.build(net_bands, scale)
+    meta = load_weights(spec.weights_path(scale, chosen), spec.name, scale, net_bands, net)
     net.eval().to(device)
     kernel = ise_kernel or meta.get("degradation", "bicubic")
     if kernel not in KERNELS:
         kernel = "bicubic"
-    return Engine(spec, scale, stats, device, ise_iterations, kernel, net, bands, meta)
+    per_pass = 3 if (net_bands == 3 and rgb and n_bands == 3) else 1
+    return Engine(spec, scale, stats, device, ise_iterations, kernel, net, per_pass, meta,
+                  chosen, net_bands, choice, self_ensemble)

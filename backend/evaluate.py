@@ -7,7 +7,7 @@ to the data type. Metrics are defined in ``backend.metrics``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -15,8 +15,8 @@ import numpy as np
 
 from .errors import SuperResError
 from .job import RGB_INTERP, super_resolve_array
-from .metrics import data_range, ergas, lr_consistency, psnr, sam_degrees, ssim
-from .registry import check_scale, get_model
+from .metrics import data_range, ergas, gradient_error, lr_consistency, psnr, sam_degrees, ssim
+from .registry import check_scale, choose_weight_set, get_model
 from .torch_support import require_torch
 
 
@@ -33,6 +33,10 @@ class EvalRow:
     psnr_bands: List[float]
     sam: float = float("nan")
     ergas: float = float("nan")
+    ssim_bands: List[float] = field(default_factory=list)
+    mse: float = float("nan")          # mean over bands (seed 000 eq. 7-9)
+    weights: str = ""                  # weight set used (networks)
+    grad_error: float = float("nan")   # gradient-map error, % of R (metrics.gradient_error)
 
 
 def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -41,14 +45,23 @@ def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
     return hr[..., :h, :w]
 
 
+#: The evaluation's extra row: GDAL's own cubic resampling (``gdalwarp -r cubic``).
+GDALWARP_CUBIC = "gdalwarp-cubic"
+
+
 def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: Sequence[int],
                    rgb: bool = False, device: str = "auto", keep=None,
-                   lr: Optional[np.ndarray] = None) -> List[EvalRow]:
+                   lr: Optional[np.ndarray] = None, weights: str = "auto",
+                   pixel_size_m: Optional[float] = None) -> List[EvalRow]:
     """Score each model and ISE count at recovering (C, H, W) ``hr`` from its LR.
 
     The LR is ``hr`` degraded by ``scale``, or the given real ``lr`` (a
     degradation this project did not make, such as Landsat B2_60m -> B2).
     ``keep(model, ise, sr)``, if given, receives each SR array (e.g. to save it).
+    ``weights`` is a weight set or ``auto`` (chosen from the LR's
+    ``pixel_size_m`` and data type, as a run on the LR would choose).
+    Model ``gdalwarp-cubic`` is GDAL's cubic warp, for ISE 0 only; a network
+    name ending in ``+`` (``dganet+``) runs it with the 8-fold self-ensemble.
     """
     torch = require_torch("Evaluation")
     from .resample import degrade
@@ -60,45 +73,75 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
         if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
             raise SuperResError(f"The HR raster must be at least {scale} times the LR raster's size.")
         hr = hr[..., :lr.shape[-2] * scale, :lr.shape[-1] * scale]
+    from .job import gdal_type_name
     rows = []
     for model in models:
+        chosen = ""
+        name, ensemble = (model[:-1], True) if model.endswith("+") else (model, False)
+        if model != GDALWARP_CUBIC and get_model(name).kind == "network":
+            spec = get_model(name)
+            chosen = (choose_weight_set(spec.available_sets(scale), pixel_size_m, gdal_type_name(hr.dtype))[0]
+                      if weights in ("", "auto") else weights)
         for n in ise_list:
+            if model == GDALWARP_CUBIC and n:
+                continue
             t0 = time.perf_counter()
-            sr = super_resolve_array(lr, scale, model, n, rgb=rgb, device=device)
+            sr = (gdalwarp_cubic(lr, scale) if model == GDALWARP_CUBIC else
+                  super_resolve_array(lr, scale, name, n, rgb=rgb, device=device, weights=chosen or "auto",
+                                      self_ensemble=ensemble))
             secs = time.perf_counter() - t0
             ranges = [data_range(hr[c], hr.dtype) for c in range(hr.shape[0])]
             pb = [psnr(sr[c], hr[c], ranges[c], scale) for c in range(hr.shape[0])]
             sb = [ssim(sr[c], hr[c], ranges[c], scale) for c in range(hr.shape[0])]
+            s = scale
+            mse = float(np.mean([np.mean((sr[c, s:-s, s:-s].astype(np.float64) - hr[c, s:-s, s:-s]) ** 2)
+                                 for c in range(hr.shape[0])]))
             lc = np.mean([lr_consistency(sr[c:c + 1], lr[c:c + 1], scale, ranges[c])
                           for c in range(hr.shape[0])])
-            s = scale
             spectral = hr.shape[0] > 1
             rows.append(EvalRow(model, n, float(np.mean(pb)), float(np.mean(sb)), float(lc),
                                 secs / (sr.shape[-1] * sr.shape[-2] / 1e6), pb,
                                 sam_degrees(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s]) if spectral else float("nan"),
-                                ergas(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s], s)))
+                                ergas(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s], s), sb, mse, chosen,
+                                float(np.mean([gradient_error(sr[c], hr[c], ranges[c], s)
+                                               for c in range(hr.shape[0])]))))
             if keep is not None:
                 keep(model, n, sr)
     return rows
 
 
+def gdalwarp_cubic(lr: np.ndarray, scale: int) -> np.ndarray:
+    """``gdalwarp -r cubic`` of a (C, h, w) array to (C, h*s, w*s), in its data type."""
+    from osgeo import gdal, gdal_array
+    c, h, w = lr.shape
+    src = gdal_array.OpenArray(np.ascontiguousarray(lr))
+    src.SetGeoTransform((0.0, float(scale), 0.0, 0.0, 0.0, -float(scale)))
+    dst = gdal.Warp("", src, format="MEM", width=w * scale, height=h * scale,
+                    outputBounds=(0.0, -h * scale, w * scale, 0.0), resampleAlg="cubic")
+    out = dst.ReadAsArray()
+    return out.reshape(c, h * scale, w * scale)
+
+
 def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequence[int],
                   bands: Optional[Sequence[int]] = None, window: Optional[Sequence[int]] = None,
                   device: str = "auto", sr_folder: Optional[str] = None,
-                  lr_path: Optional[str] = None) -> List[EvalRow]:
+                  lr_path: Optional[str] = None, weights: str = "auto",
+                  rgb: Optional[bool] = None) -> List[EvalRow]:
     """Evaluate on a raster file (optionally a pixel window x, y, w, h of it).
 
     With ``lr_path``, the LR is that raster (a real pair, same top-left
     corner, pixel size ``scale`` times larger) instead of a degradation.
 
     With ``sr_folder``, each SR result is also written there as a GeoTIFF on
-    the HR grid (``<model>_ise<N>_x<s>.tif``).
+    the HR grid (``<model>_ise<N>_x<s>.tif``). ``rgb`` None reads the bands'
+    colour interpretation; True treats the selected three bands as R, G, B.
     """
     from .raster_io import GdalReader, GdalWriter, read_info
     from .tiling import Window
     info = read_info(path)
     for model in models:
-        check_scale(get_model(model), scale)
+        if model != GDALWARP_CUBIC:
+            check_scale(get_model(model.rstrip("+")), scale)
     bands = list(bands or range(1, info.band_count + 1))
     win = Window(*window) if window else Window(0, 0, info.width, info.height)
     if win.w < 4 * scale or win.h < 4 * scale:
@@ -106,7 +149,8 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
     reader = GdalReader(info, bands)
     hr = reader.read(win)
     reader.close()
-    rgb = tuple(info.bands[b - 1].color_interp for b in bands) == RGB_INTERP
+    if rgb is None:
+        rgb = tuple(info.bands[b - 1].color_interp for b in bands) == RGB_INTERP
     keep = None
     if sr_folder:
         x0, pw, _, y0, _, ph = info.geotransform
@@ -135,7 +179,8 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
         lr_reader = GdalReader(lr_info, bands)
         lr = lr_reader.read(Window(0, 0, lr_info.width, lr_info.height))
         lr_reader.close()
-    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr)
+    lr_px = info.pixel_size_m * scale if info.pixel_size_m else None
+    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr, weights, lr_px)
 
 
 def write_csv(rows: Sequence[EvalRow], path) -> None:
@@ -143,12 +188,14 @@ def write_csv(rows: Sequence[EvalRow], path) -> None:
     import csv
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "ise", "psnr_db", "ssim", "sam_deg", "ergas", "lr_consistency_pct",
-                    "seconds_per_output_mp", "psnr_per_band_db"])
+        w.writerow(["model", "weights", "ise", "psnr_db", "ssim", "mse", "gradient_error_pct", "sam_deg",
+                    "ergas", "lr_consistency_pct", "seconds_per_output_mp", "psnr_per_band_db",
+                    "ssim_per_band"])
         for r in rows:
-            w.writerow([r.model, r.ise, f"{r.psnr:.4f}", f"{r.ssim:.5f}", f"{r.sam:.4f}", f"{r.ergas:.4f}",
+            w.writerow([r.model, r.weights, r.ise, f"{r.psnr:.4f}", f"{r.ssim:.5f}", f"{r.mse:.4f}",
+                        f"{r.grad_error:.4f}", f"{r.sam:.4f}", f"{r.ergas:.4f}",
                         f"{r.lr_consistency:.4f}", f"{r.seconds_per_mp:.3f}",
-                        " ".join(f"{p:.3f}" for p in r.psnr_bands)])
+                        " ".join(f"{p:.3f}" for p in r.psnr_bands), " ".join(f"{p:.5f}" for p in r.ssim_bands)])
 
 
 DEFINITIONS = ("Degradation: torch interpolate(hr, 1/s, bicubic, antialias=True, align_corners=False) "
@@ -156,7 +203,10 @@ DEFINITIONS = ("Degradation: torch interpolate(hr, 1/s, bicubic, antialias=True,
                "for Byte, else the HR band's max - min, s pixels shaved at each border, on values "
                "rounded to the output type; SSIM: Wang et al. 2004 (11x11 Gaussian, sigma 1.5, K1 0.01, "
                "K2 0.03, same R), mean over bands; SAM in degrees; ERGAS = 100/s sqrt(mean (RMSE/mean)^2); "
-               "LR consistency: RMSE between down(SR) and the LR as % of R.")
+               "MSE: mean over bands of the per-band mean squared error (seed 000 eq. 7-9); "
+               "LR consistency: RMSE between down(SR) and the LR as % of R; gradient error: mean "
+               "|Sobel(SR) - Sobel(HR)| over x and y as % of R; bicubic baseline: torch interpolate(lr, s, "
+               "bicubic, align_corners=False); gdalwarp-cubic: GDAL's cubic warp.")
 
 
 def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
@@ -164,27 +214,27 @@ def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
     import html
     base = next((r.psnr for r in rows if r.model == "bicubic" and r.ise == 0), None)
     cells = "".join(
-        f"<tr><td>{html.escape(r.model)}</td><td>{r.ise}</td><td>{r.psnr:.2f}</td>"
+        f"<tr><td>{html.escape(r.model)}</td><td>{html.escape(r.weights or '-')}</td><td>{r.ise}</td><td>{r.psnr:.2f}</td>"
         f"<td>{'' if base is None else f'{r.psnr - base:+.2f}'}</td><td>{r.ssim:.4f}</td>"
-        f"<td>{r.sam:.3f}</td><td>{r.ergas:.3f}</td><td>{r.lr_consistency:.3f}</td>"
+        f"<td>{r.grad_error:.3f}</td><td>{r.sam:.3f}</td><td>{r.ergas:.3f}</td><td>{r.lr_consistency:.3f}</td>"
         f"<td>{r.seconds_per_mp:.2f}</td></tr>" for r in rows)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1><table border='1' cellpadding='4'>"
-            "<tr><th>model</th><th>ISE</th><th>PSNR (dB)</th><th>vs bicubic (dB)</th><th>SSIM</th>"
-            "<th>SAM (deg)</th><th>ERGAS</th><th>LR consistency (% of R)</th><th>s / output MP</th></tr>"
+            "<tr><th>model</th><th>weights</th><th>ISE</th><th>PSNR (dB)</th><th>vs bicubic (dB)</th><th>SSIM</th>"
+            "<th>gradient error (% of R)</th><th>SAM (deg)</th><th>ERGAS</th><th>LR consistency (% of R)</th><th>s / output MP</th></tr>"
             f"{cells}</table><p>{html.escape(DEFINITIONS)}</p></body></html>")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
 
 
-def format_table(rows: Sequence[EvalRow]) -> str:
-    """A markdown table of ``rows``, with the gain over the bicubic row."""
+def format_table(rows: Sequence[EvalRow], label=lambda r: r.model) -> str:
+    """A markdown table of ``rows``, with the gain over the bicubic row; ``label(row)`` names a row."""
     base = {r.ise: r.psnr for r in rows if r.model == "bicubic"}
     ref = base.get(0, next(iter(base.values()), None))
-    out = ["| model | ISE | PSNR (dB) | vs bicubic (dB) | SSIM | LR consistency (% of R) | s / output MP |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| model | weights | ISE | PSNR (dB) | vs bicubic (dB) | SSIM | gradient error (% of R) "
+           "| LR consistency (% of R) | s / output MP |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gain = f"{r.psnr - ref:+.2f}" if ref is not None else "n/a"
-        out.append(f"| {r.model} | {r.ise} | {r.psnr:.2f} | {gain} | {r.ssim:.4f} | "
-                   f"{r.lr_consistency:.3f} | {r.seconds_per_mp:.2f} |")
+        out.append(f"| {label(r)} | {r.weights or '-'} | {r.ise} | {r.psnr:.2f} | {gain} | {r.ssim:.4f} | "
+                   f"{r.grad_error:.3f} | {r.lr_consistency:.3f} | {r.seconds_per_mp:.2f} |")
     return "\n".join(out)

@@ -47,6 +47,9 @@ class SuperResolveJob:
         write_mask: add an internal mask band (255 valid, 0 nodata) to the output.
         zero_collar: ``auto`` treats 0 as nodata when none is declared and zeros
             line the raster's edge (Landsat's collar); ``off`` never does.
+        weights: a weight set (``registry.WEIGHT_SETS``) or ``auto``: the set
+            whose training pixel size and data type are nearest the input's.
+        self_ensemble: average networks over 8 flips and rotations (8x slower).
     """
 
     input_path: str
@@ -63,6 +66,8 @@ class SuperResolveJob:
     overwrite: bool = False
     write_mask: bool = False
     zero_collar: str = "auto"
+    weights: str = "auto"
+    self_ensemble: bool = False
 
 
 @dataclass
@@ -102,6 +107,15 @@ def _check_common(model: str, scale: int, ise_iterations: int, tile_size: int,
     return spec
 
 
+_GDAL_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+               "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+
+
+def gdal_type_name(dtype) -> str:
+    """GDAL's name for a numpy data type (without importing GDAL)."""
+    return _GDAL_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
 def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
     if not bands:
         return list(range(1, count + 1))
@@ -114,11 +128,13 @@ def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
 
 def _run(reader, writer, region: Window, raster_w: int, raster_h: int, dtype, spec, scale,
          ise_iterations, ise_kernel, device, rgb, tile_size, tile_overlap,
-         progress, is_cancelled, log=None) -> Tuple[Engine, int, int]:
+         progress, is_cancelled, log=None, weights: str = "auto",
+         pixel_size_m: Optional[float] = None, self_ensemble: bool = False) -> Tuple[Engine, int, int]:
     """The part shared by files and arrays: statistics, engine, tiles."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
-    engine = build_engine(spec, scale, stats, sample.shape[0], rgb, device, ise_iterations, ise_kernel)
+    engine = build_engine(spec, scale, stats, sample.shape[0], rgb, device, ise_iterations, ise_kernel,
+                          weights, pixel_size_m, gdal_type_name(dtype), self_ensemble)
     margin = engine.safe_margin if tile_overlap is None else tile_overlap
     tiles = plan_tiles(region, raster_w, raster_h, tile_size, margin)
     run_tiles(reader, writer, tiles, engine,
@@ -177,7 +193,8 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     try:
         engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
                                        spec, s, job.ise_iterations, job.ise_kernel, device, rgb,
-                                       job.tile_size, job.tile_overlap, progress, is_cancelled, say)
+                                       job.tile_size, job.tile_overlap, progress, is_cancelled, say,
+                                       job.weights, info.pixel_size_m, job.self_ensemble)
         writer.commit(job.overwrite)
     except BaseException:
         writer.abort()
@@ -185,12 +202,15 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     finally:
         reader.close()
     seconds = time.perf_counter() - start
-    weights = spec.weights_path(s, engine.bands_per_pass).name if engine.net is not None else ""
+    weights = spec.weights_path(s, engine.weight_set).name if engine.net is not None else ""
     result = JobResult(str(dst), region.w * s, region.h * s, out_gt, device, n_tiles, margin,
                        seconds, engine.ise_kernel, weights, engine.stats)
     result.log = [
-        f"Model {spec.name} x{s}" + (f" ({weights}, {engine.bands_per_pass}-band)" if weights else ""),
-        f"ISE: {job.ise_iterations} iterations, kernel {engine.ise_kernel}",
+        f"Model {spec.name} x{s}" + (f" ({weights}, {'one RGB pass' if engine.bands_per_pass == 3 else 'band by band'})"
+                                    if weights else ""),
+        *([engine.choice[0].upper() + engine.choice[1:]] if engine.choice else []),
+        f"ISE: {job.ise_iterations} iterations, kernel {engine.ise_kernel}"
+        + (", self-ensemble of 8 flips and rotations" if engine.self_ensemble else ""),
         f"Device: {device}",
         f"Input window: x {region.x}, y {region.y}, {region.w} x {region.h} px; bands {bands}",
         f"Tiles: {n_tiles} of up to {job.tile_size} px with a {margin} px margin",
@@ -207,11 +227,13 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
                         rgb: bool = False, device: str = "auto",
                         tile_size: int = DEFAULT_TILE_SIZE, tile_overlap: Optional[int] = None,
                         ise_kernel: Optional[str] = None, out: Optional[np.ndarray] = None,
-                        progress=None, is_cancelled=None) -> np.ndarray:
+                        progress=None, is_cancelled=None, weights: str = "auto",
+                        pixel_size_m: Optional[float] = None, self_ensemble: bool = False) -> np.ndarray:
     """Super-resolve a (C, H, W) or (H, W) array with the same pipeline as files.
 
     Works without GDAL (e.g. on memory-mapped arrays on a GPU machine).
-    ``out`` may be a preallocated (C, H*s, W*s) array or memmap.
+    ``out`` may be a preallocated (C, H*s, W*s) array or memmap. ``weights``
+    ``auto`` picks the set by the array's data type and ``pixel_size_m``.
     """
     from .arrays import ArrayReader, ArrayWriter
     spec = _check_common(model, scale, ise_iterations, tile_size, tile_overlap)
@@ -220,5 +242,5 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
     writer = ArrayWriter((c, h * scale, w * scale), reader.array.dtype, out)
     _run(reader, writer, Window(0, 0, w, h), w, h, reader.array.dtype, spec, scale,
          ise_iterations, ise_kernel, resolve_device(device), rgb, tile_size, tile_overlap,
-         progress, is_cancelled)
+         progress, is_cancelled, None, weights, pixel_size_m, self_ensemble)
     return writer.array

@@ -109,3 +109,17 @@ def ergas(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:
         rmse = np.sqrt(np.mean((sr[c].astype(np.float64) - hr[c].astype(np.float64)) ** 2))
         terms.append((rmse / max(float(np.mean(hr[c])), 1e-12)) ** 2)
     return float(100.0 / scale * np.sqrt(np.mean(terms)))
+
+
+def gradient_error(sr: np.ndarray, hr: np.ndarray, r: float, shave: int = 0) -> float:
+    """Gradient-map error of a 2-D band: mean |Sobel(SR) - Sobel(HR)|, x and y, as % of R.
+
+    The Sobel responses are those of the gradient-aware loss (seed 000
+    eq. 3-4), computed on the interior so no padding enters.
+    """
+    def sobel(a: np.ndarray):
+        gx = (a[:-2, 2:] + 2 * a[1:-1, 2:] + a[2:, 2:]) - (a[:-2, :-2] + 2 * a[1:-1, :-2] + a[2:, :-2])
+        gy = (a[2:, :-2] + 2 * a[2:, 1:-1] + a[2:, 2:]) - (a[:-2, :-2] + 2 * a[:-2, 1:-1] + a[:-2, 2:])
+        return gx, gy
+    (sx, sy), (hx, hy) = sobel(_shave(sr.astype(np.float64), shave)), sobel(_shave(hr.astype(np.float64), shave))
+    return float((np.abs(sx - hx).mean() + np.abs(sy - hy).mean()) / 2 / r * 100)

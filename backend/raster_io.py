@@ -52,6 +52,12 @@ class RasterInfo:
     dtype: np.dtype
     gdal_type: int
     bands: Tuple[BandInfo, ...]
+    pixel_size_m: Optional[float] = None    # ground pixel size; None without a CRS
+
+    @property
+    def dtype_name(self) -> str:
+        """GDAL's name of the data type, e.g. ``Byte`` or ``UInt16``."""
+        return _gdal().GetDataTypeName(self.gdal_type)
 
     @property
     def band_count(self) -> int:
@@ -83,6 +89,27 @@ def extent_to_window(extent, geotransform, width: int, height: int) -> Window:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
+def ground_pixel_size(geotransform, crs_wkt: str, height: int) -> Optional[float]:
+    """Geometric mean of the pixel's width and height in metres, or None without a CRS.
+
+    Geographic CRSs use the metres of a degree at the raster's middle latitude.
+    """
+    if not crs_wkt:
+        return None
+    from osgeo import osr
+    srs = osr.SpatialReference()
+    if srs.ImportFromWkt(crs_wkt) != 0:
+        return None
+    pw, ph = abs(geotransform[1]), abs(geotransform[5])
+    if srs.IsGeographic():
+        lat = math.radians(geotransform[3] + geotransform[5] * height / 2)
+        pw, ph = pw * 111320.0 * max(math.cos(lat), 1e-6), ph * 110574.0
+    else:
+        unit = srs.GetLinearUnits() or 1.0
+        pw, ph = pw * unit, ph * unit
+    return math.sqrt(pw * ph) or None
+
+
 def read_info(path: str) -> RasterInfo:
     """Open ``path`` read-only and describe it, or raise a clear error."""
     gdal = _gdal()
@@ -107,7 +134,8 @@ def read_info(path: str) -> RasterInfo:
     from osgeo import gdal_array
     dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type))
     info = RasterInfo(str(path), ds.RasterXSize, ds.RasterYSize, gt, ds.GetProjection() or "",
-                      dtype, gdal_type, tuple(bands))
+                      dtype, gdal_type, tuple(bands),
+                      ground_pixel_size(gt, ds.GetProjection() or "", ds.RasterYSize))
     ds = None
     return info
 

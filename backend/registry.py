@@ -13,9 +13,44 @@ from .errors import SuperResError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "resources" / "weights"
 
-#: Band layouts a network can be trained for: the 3-band RGB flavour is used
-#: for natural-colour RGB, the 1-band flavour band by band for anything else.
-FLAVOURS = {3: "rgb", 1: "1band"}
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """A family of weights trained on one kind of imagery.
+
+    Attributes:
+        name: static id (``WEIGHTS`` parameter value, file-name part).
+        title: label for dialogs and docs.
+        bands: network flavour: 3 (natural-colour RGB in one pass) or 1 (band by band).
+        pixel_size_m: ground pixel size of the training imagery, metres.
+        dtype: GDAL data type of the training imagery.
+        domains: packed-data domains (``backend/datasets.py``) it is trained on.
+    """
+
+    name: str
+    title: str
+    bands: int
+    pixel_size_m: float
+    dtype: str
+    domains: Tuple[str, ...]
+
+
+#: The per-domain weight sets. Auto selection picks the one whose pixel size
+#: and data type are nearest the input's (``choose_weight_set``).
+WEIGHT_SETS: Tuple[WeightSet, ...] = (
+    WeightSet("aerial", "Aerial RGB, 10 cm, Byte (NEON)", 3, 0.1, "Byte", ("aerial",)),
+    WeightSet("landsat", "Landsat 8 OLI, 30 m, UInt16, band by band", 1, 30.0, "UInt16", ("landsat",)),
+)
+
+
+def get_weight_set(name: str) -> WeightSet:
+    """The weight set called ``name`` or a clear error listing the choices."""
+    for ws in WEIGHT_SETS:
+        if ws.name == name:
+            return ws
+    raise SuperResError(f"Unknown weights '{name}'. Choose auto or one of: "
+                        f"{', '.join(w.name for w in WEIGHT_SETS)}.")
 
 
 @dataclass(frozen=True)
@@ -28,7 +63,7 @@ class ModelSpec:
         description: one line for help texts and docs.
         kind: ``"interpolation"`` (no weights, runs without torch) or ``"network"``.
         scales: scale factors the architecture can do.
-        flavours: band counts weights exist for (networks only).
+        sets: weight sets it can have (networks only).
         resample_mode: interpolation mode (interpolation models only).
         build: ``build(bands, scale) -> torch.nn.Module`` (networks only).
         reference: the paper section it follows.
@@ -39,7 +74,7 @@ class ModelSpec:
     description: str
     kind: str
     scales: Tuple[int, ...] = (2, 4, 8)
-    flavours: Tuple[int, ...] = ()
+    sets: Tuple[str, ...] = ()
     resample_mode: Optional[str] = None
     build: Optional[Callable] = field(default=None, compare=False, repr=False)
     reference: str = ""
@@ -49,20 +84,19 @@ class ModelSpec:
         """Networks need PyTorch; interpolation baselines do not."""
         return self.kind == "network"
 
-    def weights_path(self, scale: int, bands: int) -> Path:
-        """Where the weights for ``scale`` and a ``bands`` flavour live."""
-        return WEIGHTS_DIR / f"{self.name}_x{scale}_{FLAVOURS[bands]}.safetensors"
+    def weights_path(self, scale: int, weight_set: str) -> Path:
+        """Where the weights for ``scale`` and ``weight_set`` live."""
+        return WEIGHTS_DIR / f"{self.name}_x{scale}_{weight_set}.safetensors"
 
     def available_scales(self) -> Tuple[int, ...]:
         """Scales this model can run now: all for baselines, else those with weights."""
         if self.kind != "network":
             return self.scales
-        return tuple(s for s in self.scales
-                     if any(self.weights_path(s, b).is_file() for b in self.flavours))
+        return tuple(s for s in self.scales if self.available_sets(s))
 
-    def available_flavours(self, scale: int) -> Tuple[int, ...]:
-        """Band counts with weights on disk at ``scale``."""
-        return tuple(b for b in self.flavours if self.weights_path(scale, b).is_file())
+    def available_sets(self, scale: int) -> Tuple[str, ...]:
+        """Weight sets with a file on disk at ``scale``."""
+        return tuple(w for w in self.sets if self.weights_path(scale, w).is_file())
 
 
 def _build_dganet(bands: int, scale: int):
@@ -74,7 +108,18 @@ MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("dganet", "DGANet (gradient-aware network)",
               "EDSR-style residual network with pixel-shuffle up-blocks and a global bilinear "
               "residual, trained with L1 + 0.1 L1(Sobel)", "network",
-              flavours=(3, 1), build=_build_dganet, reference="seed 000, section 2.2, Table 1"),
+              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1"),
+    # Seed 000's ablations (Tables 4 and 6): the same network trained with
+    # another loss at the same budget. Aerial x4 only.
+    ModelSpec("edsr", "EDSR (same network, L1 loss)",
+              "The DGANet network trained with L1 only (ablation)", "network", scales=(4,),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, Table 4 (EDSR row)"),
+    ModelSpec("dganet_l2", "DGANet network, L2 loss",
+              "The DGANet network trained with L2 (ablation)", "network", scales=(4,),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 2 (ablation)"),
+    ModelSpec("dganet_sg", "DGANet network, second-order gradient loss",
+              "The DGANet network trained with L1 + SG (ablation)", "network", scales=(4,),
+              sets=("aerial",), build=_build_dganet, reference="seed 003, eq. 5-7"),
     ModelSpec("bicubic", "Bicubic interpolation", "Bicubic (a = -0.75) interpolation baseline",
               "interpolation", resample_mode="bicubic"),
     ModelSpec("bilinear", "Bilinear interpolation", "Bilinear interpolation baseline",
@@ -114,10 +159,33 @@ def markdown_table() -> str:
     for spec in MODELS:
         if spec.kind == "network":
             scales = ", ".join(f"x{s}" for s in spec.available_scales()) or "none yet"
-            bands = " or ".join("3 (RGB)" if b == 3 else "1 (band by band)" for b in spec.flavours)
+            bands = ", ".join(f"{w.name}: {'3 (RGB)' if w.bands == 3 else '1 (band by band)'}"
+                              for w in WEIGHT_SETS if w.name in spec.sets)
         else:
             scales = ", ".join(f"x{s}" for s in spec.scales)
             bands = "any (band by band)"
         rows.append(f"| `{spec.name}` | {spec.description} | {scales} | {bands} | "
                     f"{spec.reference or 'baseline'} |")
     return "\n".join(rows)
+
+
+def choose_weight_set(available: Tuple[str, ...], pixel_size_m: Optional[float],
+                      dtype: str) -> Tuple[str, str]:
+    """Pick the set (of ``available``) nearest the input; return it and why.
+
+    Distance is |log10| of the pixel-size ratio (an unknown size counts 0)
+    plus 1 when the GDAL data types differ, so a 30 m UInt16 band goes to
+    the Landsat set and a 10 cm Byte photo to the aerial one.
+    """
+    if not available:
+        raise SuperResError("No weights are installed for this model and scale.")
+    import math
+
+    def distance(ws: WeightSet) -> float:
+        size = 0.0 if not pixel_size_m else abs(math.log10(pixel_size_m / ws.pixel_size_m))
+        return size + (0.0 if dtype == ws.dtype else 1.0)
+    sets = [get_weight_set(n) for n in available]
+    best = min(sets, key=distance)
+    size = f"{pixel_size_m:g} m" if pixel_size_m else "unknown pixel size"
+    return best.name, (f"weights '{best.name}' ({best.title}) chosen for the input's {size}, {dtype}; "
+                       "set WEIGHTS to override")

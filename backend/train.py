@@ -109,6 +109,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     loss_fn = LOSSES[recipe.loss]
     step, elapsed = 0, 0.0
+    init_note = "random" if not recipe.init else f"{recipe.init} (see the first run's log)"
     ckpt, state_file = run_dir / "checkpoint.safetensors", run_dir / "state.json"
     if ckpt.exists() and state_file.exists():
         state = load_file(str(ckpt))
@@ -124,6 +125,19 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         meta = load_weights(out_path, recipe.model, recipe.scale, recipe.bands, net)
         step, elapsed = int(meta["steps"]), float(meta["wall_minutes"]) * 60
         log(f"continuing {recipe.name} from {Path(out_path).name} at step {step}")
+    elif recipe.init:
+        from .registry import WEIGHTS_DIR
+        from .weights import load_weights, read_metadata
+        init_path = WEIGHTS_DIR / f"{recipe.init}.safetensors"
+        if init_path.is_file():
+            init_meta = read_metadata(init_path)
+            load_weights(init_path, recipe.model, recipe.scale, recipe.bands, net)
+            init_note = (f"{recipe.init} ({init_meta.get('steps')} steps on "
+                         f"{init_meta.get('training_data', '?')}; tensor_sha256 {init_meta['tensor_sha256']})")
+            log(f"initialised {recipe.name} from {init_path.name}")
+        else:
+            init_note = f"random: {recipe.init} was not found"
+            log(f"{init_path.name} not found (it is in git history): {recipe.name} starts from random weights")
     bicubic_psnr = psnr_norm(torch_upsample(val_lr, recipe.scale, "bicubic"), val_hr)
     new_log = not (run_dir / "log.csv").exists()
     logf = open(run_dir / "log.csv", "a", newline="")
@@ -189,6 +203,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
                               "rounded and clipped to the data type",
         "training_data": ", ".join(recipe.domains) + " (train regions of data/packed.npz; "
                          "see backend/datasets.py)",
+        "weights_set": recipe.weights, "initialised_from": init_note,
         "recipe": json.dumps(recipe.to_dict()), "steps": str(step), "seed": str(recipe.seed),
         "device": f"{dev} ({platform.node() or 'unknown host'}; torch {torch.__version__}"
                   + (f", {torch.cuda.get_device_name()}" if dev == "cuda" else "") + ")",

@@ -8,8 +8,8 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProces
 from qgis.PyQt.QtGui import QIcon
 
 from ..backend.errors import SuperResError
-from ..backend.evaluate import DEFINITIONS, evaluate_file, format_table, write_csv, write_html
-from ..backend.registry import model_names
+from ..backend.evaluate import DEFINITIONS, GDALWARP_CUBIC, evaluate_file, format_table, write_csv, write_html
+from ..backend.registry import WEIGHT_SETS, model_names
 from .provider import ICON
 from .superresolve import SCALES
 
@@ -22,6 +22,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     MODELS = "MODELS"
     ISE_ITERATIONS = "ISE_ITERATIONS"
     BANDS = "BANDS"
+    WEIGHTS = "WEIGHTS"
     OUTPUT_HTML = "OUTPUT_HTML"
     OUTPUT_CSV = "OUTPUT_CSV"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -55,14 +56,18 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
              "The reference: it is degraded, then super-resolved back."),
             (QgsProcessingParameterEnum(self.SCALE, "Scale factor", options=list(SCALES), defaultValue="4"),
              "Degradation and super-resolution factor."),
-            (QgsProcessingParameterEnum(self.MODELS, "Models", options=list(model_names()),
+            (QgsProcessingParameterEnum(self.MODELS, "Models", options=list(model_names()) + [GDALWARP_CUBIC],
                                         allowMultiple=True, defaultValue=["bicubic", "dganet"]),
-             "Models to compare; include bicubic for the baseline."),
+             f"Models to compare; include bicubic for the baseline. {GDALWARP_CUBIC} is GDAL's "
+             "own cubic warp (gdalwarp -r cubic), ISE 0 only."),
             (QgsProcessingParameterString(self.ISE_ITERATIONS, "ISE iterations (comma-separated)",
                                           defaultValue="0,5"),
              "Each model runs once per ISE count, e.g. 0,5,10."),
             (QgsProcessingParameterBand(self.BANDS, "Bands", None, self.INPUT, optional=True,
                                         allowMultiple=True), "Bands to evaluate; default all."),
+            (QgsProcessingParameterEnum(self.WEIGHTS, "Weights", options=["auto"] + [w.name for w in WEIGHT_SETS],
+                                        defaultValue="auto"),
+             "auto: as a run on the degraded raster would choose (pixel size and data type)."),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, "Report (HTML)", "HTML files (*.html)"),
              "The table with the metric definitions."),
             (QgsProcessingParameterFileDestination(self.OUTPUT_CSV, "Table (CSV)", "CSV files (*.csv)",
@@ -96,7 +101,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             rows = evaluate_file(layer.source().split("|")[0], scale,
                                  self.parameterAsEnumStrings(parameters, self.MODELS, context), ise,
                                  self.parameterAsInts(parameters, self.BANDS, context) or None,
-                                 sr_folder=folder)
+                                 sr_folder=folder,
+                                 weights=self.parameterAsEnumString(parameters, self.WEIGHTS, context) or "auto")
         except SuperResError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(format_table(rows))

@@ -11,7 +11,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..backend.errors import SuperResError
 from ..backend.job import DEFAULT_TILE_SIZE, SuperResolveJob, run_job
-from ..backend.registry import MODELS, model_names
+from ..backend.registry import MODELS, WEIGHT_SETS, model_names
 from .provider import ICON
 
 SCALES = ("2", "4", "8")
@@ -33,6 +33,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     TILE_OVERLAP = "TILE_OVERLAP"
     ISE_KERNEL = "ISE_KERNEL"
     ZERO_COLLAR = "ZERO_COLLAR"
+    WEIGHTS = "WEIGHTS"
+    SELF_ENSEMBLE = "SELF_ENSEMBLE"
     OUTPUT_MASK = "OUTPUT_MASK"
     OUTPUT = "OUTPUT"
 
@@ -112,6 +114,17 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         kernel.setUsesStaticStrings(True)
         self._add(kernel, "weights: the degradation the weights were trained with (antialiased "
                           "bicubic); bilinear: the paper's literal choice.", advanced=True)
+        weights = QgsProcessingParameterEnum(self.WEIGHTS, "Weights",
+                                             options=["auto"] + [w.name for w in WEIGHT_SETS],
+                                             defaultValue="auto")
+        weights.setUsesStaticStrings(True)
+        self._add(weights, "auto: the set trained on imagery nearest the input's pixel size and data "
+                           "type (logged). " + "; ".join(f"{w.name}: {w.title}" for w in WEIGHT_SETS) + ".",
+                  advanced=True)
+        self._add(QgsProcessingParameterBoolean(self.SELF_ENSEMBLE, "Self-ensemble (8 flips and rotations)",
+                                                defaultValue=False),
+                  "Average the network over the 8 flips and 90-degree rotations of the input: "
+                  "slightly better, 8 times slower. Networks only.", advanced=True)
         self._add(QgsProcessingParameterBoolean(self.ZERO_COLLAR, "Treat a zero collar as nodata",
                                                 defaultValue=True),
                   "When the input declares no nodata but zeros line its edge (as in Landsat scenes), "
@@ -153,6 +166,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
             overwrite=True,  # Processing asked the user before choosing an existing file
             write_mask=self.parameterAsBool(parameters, self.OUTPUT_MASK, context),
             zero_collar="auto" if self.parameterAsBool(parameters, self.ZERO_COLLAR, context) else "off",
+            weights=self.parameterAsEnumString(parameters, self.WEIGHTS, context) or "auto",
+            self_ensemble=self.parameterAsBool(parameters, self.SELF_ENSEMBLE, context),
         )
         try:
             run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),

@@ -45,10 +45,10 @@ def copy_with(src, dst, array=None, nodata=None, scale=None, offset=None, descri
     return Path(dst)
 
 
-def shipped_scales(bands: int):
-    """Scales with shipped dganet weights of a flavour."""
+def shipped_scales(weight_set: str):
+    """Scales with shipped dganet weights of a weight set (aerial, landsat)."""
     import sys
     sys.path.insert(0, str(ROOT))
     from backend.registry import get_model
     spec = get_model("dganet")
-    return [s for s in spec.scales if spec.weights_path(s, bands).is_file()]
+    return [s for s in spec.scales if spec.weights_path(s, weight_set).is_file()]

@@ -17,17 +17,19 @@ def weights_table() -> str:
     from backend.recipes import RECIPES
     from backend.registry import get_model
     from backend.weights import read_metadata
-    rows = ["| file | trained on | recipe | steps | wall time, device | validation PSNR vs bicubic |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| file | weights set | trained on | recipe | started from | steps | wall time, device "
+            "| validation PSNR vs bicubic |", "|---|---|---|---|---|---|---|---|"]
     for r in RECIPES:
-        path = get_model(r.model).weights_path(r.scale, r.bands)
+        path = get_model(r.model).weights_path(r.scale, r.weights)
         if not path.is_file():
             continue
         m = read_metadata(path)
         rec = json.loads(m["recipe"])
         gain = float(m["val_psnr_norm"]) - float(m["val_bicubic_psnr_norm"])
-        rows.append(f"| `{path.name}` | {', '.join(rec['domains'])} | {rec['loss']}, Adam lr {rec['lr']:g} "
+        init = m.get("initialised_from", "random").split(" (")[0]
+        rows.append(f"| `{path.name}` | {r.weights} | {', '.join(rec['domains'])} | {rec['loss']}, Adam lr {rec['lr']:g} "
                     f"({rec['schedule']}), batch {rec['batch']} x {rec['patch']}² HR, seed {rec['seed']} | "
+                    f"{'`' + init + '`' if init != 'random' else 'random'} | "
                     f"{m['steps']} | {m['wall_minutes']} min, {m['device'].split(' (')[0]} | {gain:+.2f} dB |")
     return "\n".join(rows)
 

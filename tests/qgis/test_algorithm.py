@@ -14,11 +14,15 @@ def test_provider_and_parameters_registered():
     assert alg is not None and alg.displayName() == "Super-resolve raster"
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
-                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "ZERO_COLLAR", "OUTPUT_MASK", "OUTPUT"]
+                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "WEIGHTS", "SELF_ENSEMBLE", "ZERO_COLLAR",
+                     "OUTPUT_MASK", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
     assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]
     assert alg.parameterDefinition("SCALE").options() == ["2", "4", "8"]
+    weights = alg.parameterDefinition("WEIGHTS")
+    assert weights.options() == ["auto", "aerial", "landsat"] and weights.defaultValue() == "auto"
+    assert weights.flags() & weights.FlagAdvanced
 
 
 def test_run_dganet_with_ise(tmp_path):

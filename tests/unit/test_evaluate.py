@@ -24,7 +24,7 @@ def test_real_pair_mode(tmp_path):
     assert by["bicubic", 5].lr_consistency < 0.2 * by["bicubic", 0].lr_consistency
     write_csv(rows, tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text().count("\n") == 5
-    assert "| bicubic | 5 |" in format_table(rows)
+    assert "| bicubic | - | 5 |" in format_table(rows)
 
 
 def test_pair_must_match_the_scale():
@@ -36,3 +36,32 @@ def test_degraded_mode_on_aerial():
     rows = evaluate_file(str(AERIAL), 4, ["bicubic", "dganet"], [0])
     assert all(np.isfinite([r.psnr, r.ssim, r.sam, r.ergas]).all() for r in rows)
     assert rows[0].sam > 0 and 0 < rows[1].ssim < 1
+
+
+def test_gdalwarp_cubic_row_is_gdalwarp_itself(tmp_path):
+    """The report's `gdalwarp -r cubic` row equals the gdalwarp program's output."""
+    import subprocess
+    import torch
+    from osgeo import gdal
+    from backend.evaluate import gdalwarp_cubic
+    from backend.resample import degrade
+    hr = read(LANDSAT)[:1]
+    lr = degrade(torch.from_numpy(hr.astype(np.float64))[None], 4, hr.dtype)[0].numpy().astype(hr.dtype)
+    drv = gdal.GetDriverByName("GTiff")
+    ds = drv.Create(str(tmp_path / "lr.tif"), 32, 32, 1, gdal.GDT_UInt16)
+    ds.SetGeoTransform((500000.0, 120.0, 0.0, 7000000.0, 0.0, -120.0))
+    ds.GetRasterBand(1).WriteArray(lr[0])
+    ds = None
+    subprocess.run(["gdalwarp", "-q", "-r", "cubic", "-ts", "128", "128", str(tmp_path / "lr.tif"),
+                    str(tmp_path / "up.tif")], check=True)
+    assert np.array_equal(gdalwarp_cubic(lr, 4), read(tmp_path / "up.tif"))
+    rows = evaluate_file(str(LANDSAT), 4, ["bicubic", "gdalwarp-cubic"], [0, 5], bands=[1])
+    assert [(r.model, r.ise) for r in rows] == [("bicubic", 0), ("bicubic", 5), ("gdalwarp-cubic", 0)]
+    assert abs(rows[2].psnr - rows[0].psnr) < 1.0 and rows[2].grad_error > 0
+
+
+def test_mse_and_per_band_metrics():
+    rows = evaluate_file(str(LANDSAT), 2, ["bicubic"], [0])
+    r = rows[0]
+    assert len(r.psnr_bands) == len(r.ssim_bands) == 3 and r.mse > 0
+    assert r.psnr == pytest.approx(np.mean(r.psnr_bands)) and r.ssim == pytest.approx(np.mean(r.ssim_bands))

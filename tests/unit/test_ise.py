@@ -68,3 +68,12 @@ def test_ise_ignores_nodata_pixels():
     b = ise(sr, other, 2, 4, "bicubic", valid)
     torch.testing.assert_close(a, b)
     assert not torch.allclose(ise(sr, lr, 2, 4, "bicubic"), ise(sr, other, 2, 4, "bicubic"))
+
+
+@pytest.mark.parametrize("path,scale", [(AERIAL, 4), (LANDSAT, 4), (LANDSAT, 2)])
+def test_matched_ise_costs_no_psnr_and_reaches_half_a_percent(path, scale):
+    """The issue's ISE target on real held-out crops, with the weights picked automatically."""
+    from backend.evaluate import evaluate_file
+    r0, r5 = evaluate_file(str(path), scale, ["dganet"], [0, 5], device="cpu")
+    assert r5.psnr >= r0.psnr - 0.05
+    assert r5.lr_consistency < min(0.5, r0.lr_consistency)

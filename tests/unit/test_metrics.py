@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.metrics import data_range, ergas, psnr, sam_degrees, ssim
+from backend.metrics import data_range, ergas, gradient_error, psnr, sam_degrees, ssim
 
 
 def test_psnr_by_hand():
@@ -35,3 +35,34 @@ def test_sam_and_ergas_by_hand():
     hr = np.full((2, 2, 2), 10.0)
     sr = hr + 1.0                                   # RMSE 1, mean 10 -> 100/4 * 0.1
     assert ergas(sr, hr, 4) == pytest.approx(2.5)
+
+
+def test_gradient_error_by_hand():
+    hr = np.zeros((5, 5))
+    sr = np.tile(np.arange(5.0), (5, 1))           # a ramp of 1 per column
+    # Sobel x of the ramp: (1 + 2 + 1) * (x+1 - (x-1)) = 8 everywhere inside, Sobel y 0;
+    # the mean over x and y is (8 + 0) / 2 = 4, which is 4 % of R = 100
+    assert gradient_error(sr, hr, 100.0) == pytest.approx(4.0)
+    assert gradient_error(hr, hr, 100.0) == 0.0
+
+
+def test_psnr_and_ssim_match_scikit_image_on_a_real_pair():
+    """An independent reference: scikit-image (Debian's, built on the same numpy)."""
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from backend.resample import degrade, torch_upsample
+    from helpers import AERIAL, LANDSAT, read
+    for path, scale in ((AERIAL, 4), (LANDSAT, 2)):
+        hr = read(path)
+        lr = degrade(torch.from_numpy(hr.astype(np.float64))[None], scale, hr.dtype)
+        sr = torch_upsample(lr, scale, "bicubic")[0].numpy()
+        sr = np.clip(np.round(sr), np.iinfo(hr.dtype).min, np.iinfo(hr.dtype).max).astype(hr.dtype)
+        for c in range(hr.shape[0]):
+            r = data_range(hr[c], hr.dtype)
+            a, b = hr[c, scale:-scale, scale:-scale], sr[c, scale:-scale, scale:-scale]
+            ref_ssim = structural_similarity(b.astype(float), a.astype(float), data_range=r,
+                                             gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            assert ssim(sr[c], hr[c], r, scale) == pytest.approx(ref_ssim, abs=1e-6)
+            assert psnr(sr[c], hr[c], r, scale) == pytest.approx(
+                peak_signal_noise_ratio(a.astype(float), b.astype(float), data_range=r), abs=1e-9)
+            assert 0.2 < ref_ssim < 0.99  # a real, imperfect pair

@@ -25,7 +25,7 @@ def test_plan_covers_region_once_and_margins_clip_to_raster():
     ("bicubic", LANDSAT, False, 2, 10),
 ])
 def test_tiled_equals_one_piece_float(model, path, rgb, scale, ise):
-    if model == "dganet" and scale not in shipped_scales(3 if rgb else 1):
+    if model == "dganet" and scale not in shipped_scales("aerial" if rgb else "landsat"):
         pytest.fail("shipped dganet weights are missing")
     img = read(path)[:, :80, :72].astype(np.float32)  # float input: no rounding at the end
     whole = super_resolve_array(img, scale, model, ise, rgb=rgb, device="cpu", tile_size=512)

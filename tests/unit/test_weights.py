@@ -75,15 +75,16 @@ def test_pickle_is_refused(tmp_path):
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
 def test_shipped_weights_match_registry_and_recipe(recipe):
     spec = get_model(recipe.model)
-    path = spec.weights_path(recipe.scale, recipe.bands)
+    path = spec.weights_path(recipe.scale, recipe.weights)
     assert path.is_file(), f"{path.name} is not shipped"
     assert path.stat().st_size < 10 * 1024 * 1024
     net = spec.build(recipe.bands, recipe.scale)
     meta = load_weights(path, recipe.model, recipe.scale, recipe.bands, net)
     assert meta["normalisation"] == NORMALISATION and meta["degradation"] == "bicubic"
     rec = json.loads(meta["recipe"])
-    assert (rec["model"], rec["scale"], rec["bands"], rec["seed"]) == \
-        (recipe.model, recipe.scale, recipe.bands, recipe.seed)
+    assert (rec["model"], rec["scale"], rec["bands"], rec["seed"], rec["loss"], rec["batch"], rec["patch"]) == \
+        (recipe.model, recipe.scale, recipe.bands, recipe.seed, recipe.loss, recipe.batch, recipe.patch)
+    assert set(rec["domains"]) >= set(recipe.domains)
     for key in ("training_data", "steps", "seed", "device", "wall_minutes", "tensor_sha256"):
         assert meta[key]
     assert path.with_suffix(".log.csv").is_file()  # its validation curve is shipped beside it
