@@ -28,6 +28,8 @@ def test_tiled_equals_one_piece_float(model, path, rgb, scale, ise):
     if model == "dganet" and scale not in shipped_scales("aerial" if rgb else "landsat"):
         pytest.fail("shipped dganet weights are missing")
     img = read(path)[:, :80, :72].astype(np.float32)  # float input: no rounding at the end
+    if not rgb:
+        img = img[:1]   # band by band: one band shows the tiling, three only triple the time
     whole = super_resolve_array(img, scale, model, ise, rgb=rgb, device="cpu", tile_size=512)
     tiled = super_resolve_array(img, scale, model, ise, rgb=rgb, device="cpu", tile_size=24)
     span = float(img.max() - img.min())
@@ -37,7 +39,7 @@ def test_tiled_equals_one_piece_float(model, path, rgb, scale, ise):
 
 
 def test_tiled_equals_one_piece_after_rounding_uint16():
-    img = read(LANDSAT)[:, :64, :64]
+    img = read(LANDSAT)[:1, :64, :64]
     whole = super_resolve_array(img, 4, "dganet", 5, device="cpu", tile_size=512)
     tiled = super_resolve_array(img, 4, "dganet", 5, device="cpu", tile_size=20)
     diff = np.abs(tiled.astype(np.int64) - whole.astype(np.int64))

@@ -38,11 +38,11 @@ def test_the_run_log_says_which_weights_and_why(tmp_path):
     out = tmp_path / "o.tif"
     res = run_job(SuperResolveJob(str(LANDSAT), str(out), "dganet", 4, extent=None, bands=[1]))
     assert res.weights == "dganet_x4_landsat.safetensors"
-    assert any("weights 'landsat'" in line and "30 m, UInt16" in line for line in res.log)
+    assert any("weights 'landsat'" in line.lower() and "input's 30 m, uint16" in line.lower() for line in res.log)
     res = run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "a.tif"), "dganet", 4, bands=[1],
                                   weights="aerial"))
     assert res.weights == "dganet_x4_aerial.safetensors"
-    assert any("weights 'aerial'" in line and "as asked" in line for line in res.log)
+    assert any("weights 'aerial'" in line.lower() and "as asked" in line for line in res.log)
 
 
 def test_override_changes_the_pixels_and_grey_runs_through_rgb_weights():
