@@ -117,6 +117,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         _load_adam(opt, state)
         meta = json.loads(state_file.read_text())
         step, elapsed = meta["step"], meta["elapsed"]
+        init_note = meta.get("initialised_from", init_note)
         log(f"resumed {recipe.name} at step {step} ({elapsed / 60:.1f} min done)")
     elif Path(out_path).is_file():
         # No checkpoint (a fresh clone): continue from the shipped weights, with
@@ -124,6 +125,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         from .weights import load_weights
         meta = load_weights(out_path, recipe.model, recipe.scale, recipe.bands, net)
         step, elapsed = int(meta["steps"]), float(meta["wall_minutes"]) * 60
+        init_note = meta.get("initialised_from", init_note)
         log(f"continuing {recipe.name} from {Path(out_path).name} at step {step}")
     elif recipe.init:
         from .registry import WEIGHTS_DIR
@@ -161,7 +163,8 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         state = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         state.update(_adam_state(opt))
         save_file(state, str(ckpt))
-        state_file.write_text(json.dumps({"step": step, "elapsed": time.perf_counter() - t0}))
+        state_file.write_text(json.dumps({"step": step, "elapsed": time.perf_counter() - t0,
+                                          "initialised_from": init_note}))
 
     net.train()
     while step < recipe.steps:

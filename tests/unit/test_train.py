@@ -54,6 +54,9 @@ def test_init_from_shipped_weights_is_recorded(packed, tmp_path):
     from backend.weights import read_metadata
     shipped_sha = read_metadata(WEIGHTS_DIR / "dganet_x4_aerial.safetensors")["tensor_sha256"]
     assert shipped_sha in meta["initialised_from"]
+    # a resumed run keeps the record of where training started
+    resumed, meta2 = _run(dataclasses.replace(TINY, steps=2, init="dganet_x4_aerial"), packed, tmp_path, "init")
+    assert meta2["initialised_from"] == meta["initialised_from"]
     # one step from the shipped weights stays close to them; from random it would not
     shipped = load_file(str(WEIGHTS_DIR / "dganet_x4_aerial.safetensors"))
     tuned = load_file(str(out))
