@@ -188,16 +188,18 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             "as nodata, declared in the output.")
     if not info.crs_wkt:
         say("Warning: the input has no CRS; the output has none either.")
-    writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
-                        info.gdal_type, band_infos, reader.nodata, job.write_mask)
+    writer = None
     try:
+        writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
+                            info.gdal_type, band_infos, reader.nodata, job.write_mask)
         engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
                                        spec, s, job.ise_iterations, job.ise_kernel, device, rgb,
                                        job.tile_size, job.tile_overlap, progress, is_cancelled, say,
                                        job.weights, info.pixel_size_m, job.self_ensemble)
         writer.commit(job.overwrite)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         reader.close()

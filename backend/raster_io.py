@@ -212,6 +212,13 @@ class GdalWriter:
             raise SuperResError(f"Cannot create the output in '{self.final.parent}': "
                                 f"{gdal.GetLastErrorMsg() or 'permission denied or disk full'}.")
         self._mask = None
+        try:
+            self._describe(gdal, geotransform, crs_wkt, bands, nodata, mask)
+        except BaseException:   # Ctrl-C or a GDAL error here must not leave the file behind
+            self.abort()
+            raise
+
+    def _describe(self, gdal, geotransform, crs_wkt, bands, nodata, mask) -> None:
         if mask:  # an internal per-dataset mask: 255 where every band is valid
             gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
             self._ds.CreateMaskBand(gdal.GMF_PER_DATASET)
