@@ -26,7 +26,7 @@ def packed(tmp_path_factory):
 
 def _run(recipe, packed, tmp_path, name):
     out = tmp_path / f"{name}.safetensors"
-    meta = train(recipe, packed, out, tmp_path / f"run_{name}", log=lambda _m: None, threads=1, val_every=2)
+    meta = train(recipe, packed, out, tmp_path / f"run_{name}", log=lambda _m: None, val_every=2)
     return out, meta
 
 
