@@ -6,7 +6,9 @@ Ctrl-C leaves no partial output and exits 130.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -108,6 +110,26 @@ def _progress_bar():
     return show
 
 
+def _stop_on_ctrl_c() -> threading.Event:
+    """Make Ctrl-C ask the run to stop before its next tile; a second one stops at once.
+
+    A flag rather than a KeyboardInterrupt: an exception raised inside native
+    code (GDAL, torch) can be swallowed there, and the run then never stops.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return stop  # only the main thread may set signal handlers
+
+    def handler(_signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nInterrupted: stopping before the next tile (Ctrl-C again to stop now).",
+              file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -119,7 +141,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   args.overlap, args.ise_kernel, args.overwrite, args.mask,
                                   "off" if args.no_zero_collar else "auto", args.weights,
                                   args.self_ensemble)
-            run_job(job, progress=_progress_bar(), log=print)
+            previous = signal.getsignal(signal.SIGINT)
+            stop = _stop_on_ctrl_c()
+            try:
+                run_job(job, progress=_progress_bar(), is_cancelled=stop.is_set, log=print)
+            except Cancelled:
+                if stop.is_set():
+                    raise KeyboardInterrupt from None
+                raise
+            finally:
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGINT, previous)
             print(f"Wrote {args.output}")
         elif args.command == "models":
             print(markdown_table())
