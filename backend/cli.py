@@ -119,6 +119,8 @@ def _stop_on_ctrl_c() -> threading.Event:
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         return stop  # only the main thread may set signal handlers
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return stop  # started with Ctrl-C ignored (a shell's background job): keep it so
 
     def handler(_signum, _frame):
         if stop.is_set():

@@ -60,7 +60,10 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     out = tmp_path / "o.tif"
     proc = subprocess.Popen([sys.executable, "-m", "backend", "superresolve", str(LANDSAT), str(out),
                              "--model", "bicubic", "--scale", "8", "--ise", "20", "--tile", "8"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A background job of a non-interactive shell (CI run with `&`)
+                            # inherits SIGINT ignored; give the child the terminal's default.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list(tmp_path.glob(".o.partial-*")) and time.time() < deadline:
         time.sleep(0.05)
