@@ -23,6 +23,7 @@ class Recipe:
     patch: int = 128                # HR patch side
     lr: float = 1e-4                # Adam, seed 000 section 2.2
     schedule: str = "constant"      # or "cosine"
+    decay_from: int = 0             # cosine: constant rate until this step, then decay to 0
     loss: str = "gradient_aware"
     seed: int = 0
     max_minutes: float = 0.0        # 0: no wall-clock cap
@@ -54,16 +55,21 @@ class Recipe:
 #: Aerial steps are what the first CPU runs reached under their wall-clock
 #: caps, fixed here so a replay is step-for-step the same run.
 RECIPES: Tuple[Recipe, ...] = (
-    Recipe("dganet", 4, "aerial", steps=848),
+    # The first 848 steps ran in session 1 at a constant rate; session 3
+    # continued the same run (Adam state kept) and decayed it to zero.
+    Recipe("dganet", 4, "aerial", steps=3000, schedule="cosine", decay_from=2000),
     # The Landsat set starts from first-session 1-band weights trained on
     # Landsat, aerial and RGBN patches (in git history), then Landsat only.
     Recipe("dganet", 4, "landsat", steps=900, max_minutes=12, init="dganet_x4_1band"),
-    Recipe("dganet", 2, "aerial", steps=210, patch=96),
+    # The first 210 steps ran in session 1; session 3 continued the same run.
+    Recipe("dganet", 2, "aerial", steps=1200, patch=96, schedule="cosine", decay_from=700),
     Recipe("dganet", 2, "landsat", steps=500, patch=96, max_minutes=6, init="dganet_x2_1band"),
     Recipe("dganet", 8, "aerial", steps=260),
     Recipe("dganet", 8, "landsat", steps=500, max_minutes=6, init="dganet_x8_1band"),
-    # Seed 000's loss ablation at x4 aerial: the dganet x4 aerial recipe with
-    # only the loss changed (same data, seed, steps, batch, patch, rate).
+    # Seed 000's loss ablation at x4 aerial, 848 steps each at a constant rate
+    # (same data, seed, steps, batch, patch); only the loss differs.
+    # dganet_ga is the first 848 steps of the dganet x4 aerial run.
+    Recipe("dganet_ga", 4, "aerial", steps=848),
     Recipe("edsr", 4, "aerial", steps=848, loss="l1"),
     Recipe("dganet_sg", 4, "aerial", steps=848, loss="sg"),
     Recipe("dganet_l2", 4, "aerial", steps=848, loss="l2"),

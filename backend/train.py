@@ -79,6 +79,19 @@ def _norm(t: torch.Tensor, stats) -> torch.Tensor:
     return (t - low) / span
 
 
+def learning_rate(recipe: Recipe, step: int) -> float:
+    """Adam's learning rate at ``step`` of ``recipe``."""
+    # Seed 000 (section 2.2) halves the rate every 40 epochs; our short
+    # budgets see far fewer, so "constant" follows it and "cosine" holds the
+    # rate until ``decay_from``, then decays it to zero at the last step.
+    if recipe.schedule == "cosine":
+        if step < recipe.decay_from:
+            return recipe.lr
+        span = max(recipe.steps - recipe.decay_from, 1)
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * min((step - recipe.decay_from) / span, 1.0)))
+    return recipe.lr
+
+
 def psnr_norm(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR with a peak of 1 normalised unit (for validation curves only)."""
     mse = float(((a - b) ** 2).mean())
@@ -150,14 +163,6 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     t0 = time.perf_counter() - elapsed
     running = []
 
-    def lr_at(i: int) -> float:
-        """Learning rate at step ``i``."""
-        # Seed 000 (section 2.2) halves the rate every 40 epochs; our short
-        # budgets see far fewer, so "constant" follows it, "cosine" decays.
-        if recipe.schedule == "cosine":
-            return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(i / recipe.steps, 1.0)))
-        return recipe.lr
-
     def save_checkpoint():
         """Model and Adam state (safetensors) plus step and elapsed time."""
         state = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -172,7 +177,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
             log(f"wall-clock cap of {recipe.max_minutes} min reached at step {step}")
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = learning_rate(recipe, step)
         lr_b, hr_b = train_src.batch(np.random.default_rng([recipe.seed, step]), recipe.batch,
                                      recipe.patch, recipe.scale)
         lr_b = lr_b.to(dev, memory_format=torch.channels_last)
@@ -189,7 +194,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
             vp = validate(net, val_lr, val_hr, dev)
             minutes = (time.perf_counter() - t0) / 60
             writer.writerow([step, f"{minutes:.2f}", f"{np.mean(running):.5f}", f"{vp:.3f}",
-                             f"{bicubic_psnr:.3f}", f"{lr_at(step):.2e}"])
+                             f"{bicubic_psnr:.3f}", f"{learning_rate(recipe, step):.2e}"])
             logf.flush()
             log(f"{recipe.name} step {step}/{recipe.steps} {minutes:.1f} min loss {np.mean(running):.4f} "
                 f"val {vp:.2f} dB (bicubic {bicubic_psnr:.2f})")

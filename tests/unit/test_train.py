@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from backend.recipes import Recipe
-from backend.train import train
+from backend.train import learning_rate, train
 from helpers import AERIAL, read
 
 TINY = Recipe("dganet", 4, "aerial", steps=4, batch=2, patch=32)
@@ -48,12 +48,12 @@ def test_metadata_log_and_resume_equal_a_straight_run(packed, tmp_path):
 
 
 def test_init_from_shipped_weights_is_recorded(packed, tmp_path):
-    out, meta = _run(dataclasses.replace(TINY, steps=1, init="dganet_x4_aerial"), packed, tmp_path, "init")
-    assert meta["initialised_from"].startswith("dganet_x4_aerial (848 steps")
     from backend.registry import WEIGHTS_DIR
     from backend.weights import read_metadata
-    shipped_sha = read_metadata(WEIGHTS_DIR / "dganet_x4_aerial.safetensors")["tensor_sha256"]
-    assert shipped_sha in meta["initialised_from"]
+    shipped = read_metadata(WEIGHTS_DIR / "dganet_x4_aerial.safetensors")
+    out, meta = _run(dataclasses.replace(TINY, steps=1, init="dganet_x4_aerial"), packed, tmp_path, "init")
+    assert meta["initialised_from"].startswith(f"dganet_x4_aerial ({shipped['steps']} steps")
+    assert shipped["tensor_sha256"] in meta["initialised_from"]
     # a resumed run keeps the record of where training started
     resumed, meta2 = _run(dataclasses.replace(TINY, steps=2, init="dganet_x4_aerial"), packed, tmp_path, "init")
     assert meta2["initialised_from"] == meta["initialised_from"]
@@ -61,3 +61,24 @@ def test_init_from_shipped_weights_is_recorded(packed, tmp_path):
     shipped = load_file(str(WEIGHTS_DIR / "dganet_x4_aerial.safetensors"))
     tuned = load_file(str(out))
     assert max(float((tuned[k] - shipped[k]).abs().max()) for k in shipped) < 1e-2
+
+
+def test_cosine_schedule_holds_then_decays_to_zero():
+    r = Recipe("dganet", 4, "aerial", steps=300, lr=2e-4, schedule="cosine", decay_from=100)
+    assert learning_rate(r, 0) == learning_rate(r, 99) == 2e-4
+    assert learning_rate(r, 100) == pytest.approx(2e-4)
+    assert learning_rate(r, 200) == pytest.approx(1e-4)
+    assert learning_rate(r, 300) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(dataclasses.replace(r, schedule="constant"), 250) == 2e-4
+
+
+def test_ablation_arm_is_the_shipped_runs_prefix():
+    # dganet_ga stands for the dganet x4 aerial run at the ablation budget:
+    # same data, seed, batch and patch, and the same rate at every step.
+    from backend.recipes import find_recipe
+    full, arm = find_recipe("dganet", 4, "aerial"), find_recipe("dganet_ga", 4, "aerial")
+    for other in ("edsr", "dganet_l2", "dganet_sg"):
+        assert find_recipe(other, 4, "aerial").steps == arm.steps
+    assert (full.batch, full.patch, full.seed, full.loss) == (arm.batch, arm.patch, arm.seed, arm.loss)
+    assert full.steps > arm.steps
+    assert all(learning_rate(full, i) == learning_rate(arm, i) for i in range(arm.steps))

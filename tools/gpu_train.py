@@ -1,0 +1,116 @@
+"""Continue the shipped weights on a lent GPU machine (the `device` tool), in one prepared call.
+
+The GPU machine has torch and numpy but no GDAL, and a call carries at most
+64 MiB, so the training pixels travel as one compressed file:
+
+    here:   .venv/bin/python tools/gpu_train.py pack aerial      (or: pack aerial landsat)
+    there:  run(command="python3 tools/gpu_train.py train --minutes 4 dganet:4:aerial dganet:2:aerial",
+                carry=["data/gpu_packed.npz"], timeout_s=600)
+    here:   copy the returned *.safetensors and *.log.csv into resources/weights/, set each
+            recipe in backend/recipes.py to the steps and decay its file records, then
+            `make evaluate` and `make docs`.
+
+Each file continues from the shipped one (its steps and wall time carry on;
+Adam starts afresh). The rate is held for the first half of the new steps and
+decayed to zero over the second half; the number of new steps is sized from a
+short timing run so that the decay ends inside the budget. The metadata
+records the device (with the GPU's name), the steps and the recipe.
+"""
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+GPU_PACK = ROOT / "data" / "gpu_packed.npz"
+
+
+def pack(domains) -> None:
+    """Write data/gpu_packed.npz: the ``domains`` of data/packed.npz, compressed (small enough to carry)."""
+    src = ROOT / "data" / "packed.npz"
+    if not src.is_file():
+        sys.exit("No data/packed.npz: run `make data` first.")
+    packed = np.load(src)
+    arrays = {k: packed[k] for k in packed.files if k.split("/")[0] in domains}
+    np.savez_compressed(GPU_PACK, **arrays)
+    print(f"wrote {GPU_PACK} ({GPU_PACK.stat().st_size / 2 ** 20:.1f} MiB)")
+
+
+def seconds_per_step(recipe, device: str) -> float:
+    """Mean seconds of one training step of ``recipe``'s network on ``device`` (random data)."""
+    import torch
+    from backend.registry import get_model
+    net = get_model(recipe.model).build(recipe.bands, recipe.scale).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    lr_side = recipe.patch // recipe.scale
+    x = torch.rand(recipe.batch, recipe.bands, lr_side, lr_side, device=device).to(memory_format=torch.channels_last)
+    y = torch.rand(recipe.batch, recipe.bands, recipe.patch, recipe.patch, device=device)
+    times = []
+    for i in range(25):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            out = net(x)
+        loss = (out.float() - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= 5:
+            times.append(time.perf_counter() - t)
+    # The real loop also draws patches on the CPU and validates: allow for it.
+    return 1.5 * float(np.mean(times))
+
+
+def train(targets, minutes: float, out_dir: Path) -> None:
+    """Continue each ``model:scale:weights`` target for ``minutes`` on the GPU (or CPU)."""
+    import torch
+    from backend.recipes import find_recipe
+    from backend.registry import get_model
+    from backend.train import train as run_training
+    from backend.weights import read_metadata
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""), flush=True)
+    for target in targets:
+        model, scale, weights = target.split(":")
+        recipe = find_recipe(model, int(scale), weights)
+        shipped = get_model(model).weights_path(recipe.scale, weights)
+        done = int(read_metadata(shipped)["steps"])
+        new = int(minutes * 60 / seconds_per_step(recipe, device))
+        recipe = dataclasses.replace(recipe, steps=done + new, schedule="cosine", decay_from=done + new // 2,
+                                     max_minutes=0.0)
+        out = out_dir / shipped.name
+        shutil.copy(shipped, out)
+        print(f"{recipe.name}: {done} -> {recipe.steps} steps", flush=True)
+        run_training(recipe, GPU_PACK, out, Path("/tmp") / f"run_{recipe.name}", device=device,
+                     val_every=max(new // 8, 50))
+
+
+def main() -> None:
+    """Command line: ``pack`` here, ``train`` there."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", help="write data/gpu_packed.npz (run here)")
+    pk.add_argument("domains", nargs="*", default=["aerial"], help="domains to pack (default: aerial)")
+    t = sub.add_parser("train", help="continue shipped files (run on the GPU machine)")
+    t.add_argument("targets", nargs="+", help="model:scale:weights, e.g. dganet:4:aerial")
+    t.add_argument("--minutes", type=float, default=4.0, help="training minutes per file")
+    args = p.parse_args()
+    if args.command == "pack":
+        pack(args.domains)
+    else:
+        out_dir = Path(os.environ.get("OUT", ROOT / "train_runs" / "gpu_out"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        train(args.targets, args.minutes, out_dir)
+
+
+if __name__ == "__main__":
+    main()
