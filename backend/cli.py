@@ -113,8 +113,8 @@ def _progress_bar():
 def _stop_on_ctrl_c() -> threading.Event:
     """Make Ctrl-C ask the run to stop before its next tile; a second one stops at once.
 
-    A flag rather than a KeyboardInterrupt: an exception raised inside native
-    code (GDAL, torch) can be swallowed there, and the run then never stops.
+    A flag checked between tiles, so the run ends at a clean point, removes its
+    partial output and exits 130 with one message.
     """
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():

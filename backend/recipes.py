@@ -52,8 +52,9 @@ class Recipe:
 
 
 #: The shipped files, in training priority order (most important first).
-#: Aerial steps are what the first CPU runs reached under their wall-clock
-#: caps, fixed here so a replay is step-for-step the same run.
+#: Steps are what the CPU runs reached (some under wall-clock caps), fixed
+#: here so a replay is step-for-step the same run; a run continued from its
+#: checkpoint equals a straight one (tests/unit/test_train.py).
 RECIPES: Tuple[Recipe, ...] = (
     # The first 848 steps ran in session 1 at a constant rate; session 3
     # continued the same run (Adam state kept) and decayed it to zero.
