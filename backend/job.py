@@ -126,11 +126,11 @@ def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
     return [int(b) for b in bands]
 
 
-def _run(reader, writer, region: Window, raster_w: int, raster_h: int, dtype, spec, scale,
-         ise_iterations, ise_kernel, device, rgb, tile_size, tile_overlap,
-         progress, is_cancelled, log=None, weights: str = "auto",
+def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype, spec, scale: int,
+         ise_iterations: int, ise_kernel: Optional[str], device: str, rgb: bool, tile_size: int,
+         tile_overlap: Optional[int], progress, is_cancelled, log=None, weights: str = "auto",
          pixel_size_m: Optional[float] = None, self_ensemble: bool = False) -> Tuple[Engine, int, int]:
-    """The part shared by files and arrays: statistics, engine, tiles."""
+    """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
     engine = build_engine(spec, scale, stats, sample.shape[0], rgb, device, ise_iterations, ise_kernel,
@@ -192,10 +192,12 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     try:
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
                             info.gdal_type, band_infos, reader.nodata, job.write_mask)
-        engine, margin, n_tiles = _run(reader, writer, region, info.width, info.height, info.dtype,
-                                       spec, s, job.ise_iterations, job.ise_kernel, device, rgb,
-                                       job.tile_size, job.tile_overlap, progress, is_cancelled, say,
-                                       job.weights, info.pixel_size_m, job.self_ensemble)
+        engine, margin, n_tiles = _run(
+            reader, writer, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
+            spec=spec, scale=s, ise_iterations=job.ise_iterations, ise_kernel=job.ise_kernel,
+            device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
+            progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
+            pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:
@@ -242,7 +244,9 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
     reader = ArrayReader(array, nodata)
     c, h, w = reader.array.shape
     writer = ArrayWriter((c, h * scale, w * scale), reader.array.dtype, out)
-    _run(reader, writer, Window(0, 0, w, h), w, h, reader.array.dtype, spec, scale,
-         ise_iterations, ise_kernel, resolve_device(device), rgb, tile_size, tile_overlap,
-         progress, is_cancelled, None, weights, pixel_size_m, self_ensemble)
+    _run(reader, writer, Window(0, 0, w, h), raster_w=w, raster_h=h, dtype=reader.array.dtype,
+         spec=spec, scale=scale, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
+         device=resolve_device(device), rgb=rgb, tile_size=tile_size, tile_overlap=tile_overlap,
+         progress=progress, is_cancelled=is_cancelled, weights=weights, pixel_size_m=pixel_size_m,
+         self_ensemble=self_ensemble)
     return writer.array
