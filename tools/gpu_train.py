@@ -21,6 +21,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,12 +86,16 @@ def train(targets, minutes: float, out_dir: Path) -> None:
         shipped = get_model(model).weights_path(recipe.scale, weights)
         done = int(read_metadata(shipped)["steps"])
         new = int(minutes * 60 / seconds_per_step(recipe, device))
+        # The cap guards the call's time limit if the timing run was optimistic
+        # (the file is written only at the end); it counts the shipped file's minutes too.
+        wall = float(read_metadata(shipped)["wall_minutes"])
         recipe = dataclasses.replace(recipe, steps=done + new, schedule="cosine", decay_from=done + new // 2,
-                                     max_minutes=0.0)
+                                     max_minutes=wall + 1.5 * minutes)
         out = out_dir / shipped.name
         shutil.copy(shipped, out)
         print(f"{recipe.name}: {done} -> {recipe.steps} steps", flush=True)
-        run_training(recipe, GPU_PACK, out, Path("/tmp") / f"run_{recipe.name}", device=device,
+        # A fresh run folder: a checkpoint left by an earlier call would be resumed instead.
+        run_training(recipe, GPU_PACK, out, tempfile.mkdtemp(prefix=f"run_{recipe.name}_"), device=device,
                      val_every=max(new // 8, 50))
 
 
