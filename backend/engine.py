@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import SuperResError
 from .normalise import BandStats
-from .registry import ModelSpec, choose_weight_set, get_weight_set
+from .registry import ModelSpec, get_weight_set, resolve_weight_set
 from .resample import KERNELS, ise_growth, numpy_upsample
 from .torch_support import require_torch, torch
 
@@ -166,15 +166,7 @@ def build_engine(spec: ModelSpec, scale: int, stats: BandStats, n_bands: int, rg
             require_torch("ISE (ISE_ITERATIONS > 0)")
         return Engine(spec, scale, stats, device, ise_iterations, ise_kernel or "bicubic")
     require_torch(f"Model '{spec.name}'")
-    available = spec.available_sets(scale)
-    if weights in (None, "", "auto"):
-        chosen, choice = choose_weight_set(available, pixel_size_m, dtype_name)
-    else:
-        chosen = get_weight_set(weights).name
-        if chosen not in available:
-            raise SuperResError(f"Model '{spec.name}' x{scale} has no '{chosen}' weights; it has: "
-                                f"{', '.join(available) or 'none'}. Set WEIGHTS to one of those or auto.")
-        choice = f"weights '{chosen}' ({get_weight_set(chosen).title}), as asked"
+    chosen, choice = resolve_weight_set(spec, scale, weights, pixel_size_m, dtype_name)
     net_bands = get_weight_set(chosen).bands
     from .weights import load_weights
     net = spec.build(net_bands, scale)

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import SuperResError
 from .job import RGB_INTERP, super_resolve_array
 from .metrics import data_range, ergas, gradient_error, lr_consistency, psnr, sam_degrees, ssim
-from .registry import check_scale, choose_weight_set, get_model
+from .registry import check_scale, get_model, resolve_weight_set
 from .torch_support import require_torch
 
 
@@ -80,8 +80,7 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
         name, ensemble = (model[:-1], True) if model.endswith("+") else (model, False)
         if model != GDALWARP_CUBIC and get_model(name).kind == "network":
             spec = get_model(name)
-            chosen = (choose_weight_set(spec.available_sets(scale), pixel_size_m, gdal_type_name(hr.dtype))[0]
-                      if weights in ("", "auto") else weights)
+            chosen = resolve_weight_set(spec, scale, weights, pixel_size_m, gdal_type_name(hr.dtype))[0]
         for n in ise_list:
             if model == GDALWARP_CUBIC and n:
                 continue
