@@ -74,6 +74,10 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("edsr", 4, "aerial", steps=848, loss="l1"),
     Recipe("dganet_sg", 4, "aerial", steps=848, loss="sg"),
     Recipe("dganet_l2", 4, "aerial", steps=848, loss="l2"),
+    # The larger variant starts as the shipped dganet x4 aerial function (its
+    # 11 extra ResBlocks are identities at step 0), then trains all 16 blocks.
+    Recipe("dganet_large", 4, "aerial", steps=3000, schedule="cosine", decay_from=1000,
+           max_minutes=110, init="dganet_x4_aerial"),
 )
 
 

@@ -146,9 +146,14 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         init_path = WEIGHTS_DIR / f"{recipe.init}.safetensors"
         if init_path.is_file():
             init_meta = read_metadata(init_path)
-            load_weights(init_path, recipe.model, recipe.scale, recipe.bands, net)
+            grown = ""
+            if init_meta.get("architecture") == recipe.model:
+                load_weights(init_path, recipe.model, recipe.scale, recipe.bands, net)
+            else:
+                grow_from(init_path, net)
+                grown = f"; grown from {init_meta['architecture']}, the extra ResBlocks start as identities"
             init_note = (f"{recipe.init} ({init_meta.get('steps')} steps on "
-                         f"{init_meta.get('training_data', '?')}; tensor_sha256 {init_meta['tensor_sha256']})")
+                         f"{init_meta.get('training_data', '?')}; tensor_sha256 {init_meta['tensor_sha256']}{grown})")
             log(f"initialised {recipe.name} from {init_path.name}")
         else:
             init_note = f"random: {recipe.init} was not found"
@@ -223,6 +228,35 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     # The validation curve travels with the weights (committed beside them).
     Path(out_path).with_suffix(".log.csv").write_text((run_dir / "log.csv").read_text())
     log(f"saved {out_path} after {step} steps, {wall / 60:.1f} min: val {vp:.2f} dB vs bicubic {bicubic_psnr:.2f}")
+    return meta
+
+
+def grow_from(init_path, net) -> Dict[str, str]:
+    """Start a deeper DGANet ``net`` as the same function as a shallower file.
+
+    Every tensor of the file is copied; the ResBlocks it lacks (appended
+    after its last one) get a zero second conv, so each is an identity and
+    the grown network's output equals the file's network exactly at step 0
+    (function-preserving growth, as Net2Net, Chen et al. 2016). Returns the
+    file's metadata; raises ``SuperResError`` when the two do not nest.
+    """
+    from .errors import SuperResError
+    from .weights import load_weights, read_metadata
+    meta = read_metadata(init_path)
+    small = get_model(meta["architecture"]).build(int(meta["bands"]), int(meta["scale"]))
+    load_weights(init_path, meta["architecture"], int(meta["scale"]), int(meta["bands"]), small)
+    src, dst = small.state_dict(), net.state_dict()
+    extra = [k for k in dst if k not in src]
+    misfit = [k for k in src if k not in dst or dst[k].shape != src[k].shape]
+    if misfit or any(not k.startswith("body.") for k in extra) or net.num_block < small.num_block:
+        raise SuperResError(f"{Path(init_path).name} cannot seed this network: "
+                            f"tensors {', '.join((misfit or extra)[:4])} do not match.")
+    with torch.no_grad():
+        for k, v in src.items():
+            dst[k].copy_(v)
+        for block in list(net.body)[small.num_block:]:
+            block.conv2.weight.zero_()
+            block.conv2.bias.zero_()
     return meta
 
 

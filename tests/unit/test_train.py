@@ -82,3 +82,29 @@ def test_ablation_arm_is_the_shipped_runs_prefix():
     assert (full.batch, full.patch, full.seed, full.loss) == (arm.batch, arm.patch, arm.seed, arm.loss)
     assert full.steps > arm.steps
     assert all(learning_rate(full, i) == learning_rate(arm, i) for i in range(arm.steps))
+
+
+def test_larger_variant_grows_from_the_shipped_dganet(packed, tmp_path):
+    """dganet_large starts as exactly the shipped dganet function, then trains all its blocks."""
+    from backend.errors import SuperResError
+    from backend.registry import LARGE_BLOCKS, WEIGHTS_DIR, get_model
+    from backend.train import grow_from
+    from backend.weights import load_weights
+    small = get_model("dganet").build(3, 4)
+    load_weights(WEIGHTS_DIR / "dganet_x4_aerial.safetensors", "dganet", 4, 3, small)
+    large = get_model("dganet_large").build(3, 4)
+    assert large.num_block == LARGE_BLOCKS > small.num_block
+    grow_from(WEIGHTS_DIR / "dganet_x4_aerial.safetensors", large)
+    img = read(AERIAL)[:, :48, :48]
+    x = torch.from_numpy(img.astype(np.float32) / 255.0)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(large(x), small(x), rtol=0, atol=1e-5)
+    # a file that does not nest (one UpBlock fewer) is refused by name
+    with pytest.raises(SuperResError, match="cannot seed"):
+        grow_from(WEIGHTS_DIR / "dganet_x2_aerial.safetensors", get_model("dganet_large").build(3, 4))
+    # through the trainer: the record says it was grown, and the new blocks learn
+    recipe = Recipe("dganet_large", 4, "aerial", steps=2, batch=2, patch=32, init="dganet_x4_aerial")
+    out, meta = _run(recipe, packed, tmp_path, "large")
+    assert "grown from dganet" in meta["initialised_from"]
+    tuned = load_file(str(out))
+    assert float(tuned[f"body.{LARGE_BLOCKS - 1}.conv2.weight"].abs().max()) > 0
