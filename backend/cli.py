@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--ise-kernel", choices=("bicubic", "bilinear"), default=None,
                     help="ISE resampling; default: the weights' training degradation")
     sr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    sr.add_argument("--tile", type=int, default=None, help="tile size in input pixels")
+    sr.add_argument("--tile", type=int, default=None,
+                    help="tile size in input pixels (default: chosen so margins cost at most 15%%)")
     sr.add_argument("--overlap", type=int, default=None, help="tile margin (default: the safe margin)")
     sr.add_argument("--bands", type=_bands, default=None, help="e.g. 1,2,3 (default: all)")
     sr.add_argument("--extent", type=_extent, default=None, help="xmin,ymin,xmax,ymax in the input's CRS")
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="average the network over 8 flips and rotations (8x slower)")
     sr.add_argument("--no-zero-collar", action="store_true",
                     help="never treat a zero collar as nodata when none is declared")
+    sr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="auto: bf16 where the CPU or GPU computes it natively, else fp32")
+    sr.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF with overviews")
+    sr.add_argument("--dask", default=None, metavar="ADDRESS",
+                    help="run the tiles on a dask.distributed scheduler (tcp://host:8786), "
+                         "or local:N for N local worker processes")
 
     ev = sub.add_parser("evaluate", help="degrade an HR raster, super-resolve it, and compare")
     ev.add_argument("hr")
@@ -99,11 +106,16 @@ def _progress_bar():
     """A one-line terminal progress bar, or nothing when not on a terminal."""
     if not sys.stderr.isatty():
         return None
+    import time
+    from .tiling import format_seconds
+    start = time.perf_counter()
 
     def show(fraction: float) -> None:
-        """Redraw the bar at ``fraction`` done."""
+        """Redraw the bar at ``fraction`` done, with the time left."""
         n = int(fraction * 40)
-        sys.stderr.write(f"\r[{'#' * n}{'.' * (40 - n)}] {fraction * 100:5.1f}%")
+        elapsed = time.perf_counter() - start
+        eta = f", {format_seconds(elapsed * (1 - fraction) / fraction)} left " if 0 < fraction < 1 else " " * 16
+        sys.stderr.write(f"\r[{'#' * n}{'.' * (40 - n)}] {fraction * 100:5.1f}%{eta}")
         if fraction >= 1:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -137,12 +149,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "superresolve":
-            from .job import DEFAULT_TILE_SIZE, SuperResolveJob, run_job
+            from .job import SuperResolveJob, run_job
             job = SuperResolveJob(args.input, args.output, args.model, args.scale, args.ise,
-                                  args.extent, args.bands, args.device, args.tile or DEFAULT_TILE_SIZE,
+                                  args.extent, args.bands, args.device, args.tile or None,
                                   args.overlap, args.ise_kernel, args.overwrite, args.mask,
                                   "off" if args.no_zero_collar else "auto", args.weights,
-                                  args.self_ensemble)
+                                  args.self_ensemble, args.precision, args.cog, args.dask)
             previous = signal.getsignal(signal.SIGINT)
             stop = _stop_on_ctrl_c()
             try:

@@ -1,29 +1,111 @@
-"""The inference engine: a model, its device, the run's statistics and ISE.
+"""The inference engine: a model, its device and precision, the run's statistics and ISE.
 
-An ``Engine`` is built once per run and is read-only afterwards, so tiles
-can be computed in any order or on other workers. Nothing is shared between
-runs: each run loads its own network.
+An ``Engine`` is built once per run (``build_engine`` from an ``EngineConfig``)
+and is read-only afterwards, so tiles can be computed in any order, in
+batches, or on other workers. Nothing is shared between runs: each run loads
+its own network.
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from .errors import SuperResError
 from .normalise import BandStats
-from .registry import ModelSpec, get_weight_set, resolve_weight_set
+from .registry import ModelSpec, get_model, get_weight_set, resolve_weight_set
 from .resample import KERNELS, ise_growth, numpy_upsample
 from .torch_support import require_torch, torch
 
 #: Pixels of nodata filling done before inference (also part of the margin).
 FILL_ITERATIONS = 8
+#: Precision settings: ``auto`` is bf16 autocast where the device supports it.
+PRECISIONS = ("auto", "bf16", "fp32")
+#: Environment override of ``auto`` (e.g. ``SUPERRES_PRECISION=fp32``).
+PRECISION_ENV = "SUPERRES_PRECISION"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def bf16_supported(device: str) -> bool:
+    """True when ``device`` runs bf16 convolutions natively (AVX512-BF16/AMX, or a CUDA GPU that has it)."""
+    if torch is None:
+        return False
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:   # an old or unusual build: play safe
+        return False
+
+
+def resolve_precision(requested: Optional[str], device: str) -> str:
+    """``bf16`` or ``fp32`` for ``requested`` (``auto``/``bf16``/``fp32``) on ``device``.
+
+    ``auto`` (the default) takes the environment's ``SUPERRES_PRECISION`` if
+    set, else bf16 where the device has native bf16 and fp32 otherwise.
+    ``bf16`` on a device without it falls back to fp32 (emulated bf16 is
+    slower than fp32).
+    """
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        requested = os.environ.get(PRECISION_ENV, "auto").lower() or "auto"
+    if requested not in PRECISIONS:
+        raise SuperResError(f"Unknown precision '{requested}': use {', '.join(PRECISIONS)}.")
+    if requested == "fp32":
+        return "fp32"
+    return "bf16" if bf16_supported(device) else "fp32"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything needed to build the same engine anywhere (picklable, for Dask workers).
+
+    Attributes:
+        model: registry model name.
+        scale: 2, 4 or 8.
+        stats: the run's per-band statistics.
+        n_bands: bands processed.
+        rgb: the bands are natural-colour R, G, B.
+        dtype: numpy data type name of input and output (``uint8``, ...).
+        nodata: per-band nodata (None where a band has none).
+        device: torch device name; ``auto`` picks CUDA when present.
+        ise_iterations: ISE iterations N (seed 000, Algorithm 1); 0 disables.
+        ise_kernel: ``bicubic``/``bilinear``; None follows the weights.
+        weights: weight set or ``auto``.
+        pixel_size_m: ground pixel size, for the ``auto`` weight choice.
+        self_ensemble: average the network over the 8 flips and rotations.
+        precision: ``auto``, ``bf16`` or ``fp32``.
+    """
+
+    model: str
+    scale: int
+    stats: BandStats
+    n_bands: int
+    rgb: bool
+    dtype: str
+    nodata: Tuple = ()
+    device: str = "cpu"
+    ise_iterations: int = 0
+    ise_kernel: Optional[str] = None
+    weights: str = "auto"
+    pixel_size_m: Optional[float] = None
+    self_ensemble: bool = False
+    precision: str = "auto"
 
 
 @dataclass
 class Engine:
-    """Turns a normalised, gap-filled LR array into a normalised SR array.
+    """Turns a normalised, gap-filled LR batch into a normalised SR batch.
 
     Attributes:
         spec: the model.
@@ -39,6 +121,9 @@ class Engine:
         net_bands: channels of the network (3 or 1).
         choice: a line saying which weights were chosen and why.
         self_ensemble: average the network over the 8 flips and rotations.
+        precision: ``bf16`` (autocast, channels-last) or ``fp32``.
+        dtype: numpy type of the input and output values.
+        nodata: per-band nodata of input and output.
     """
 
     spec: ModelSpec
@@ -54,6 +139,25 @@ class Engine:
     net_bands: int = 1
     choice: str = ""
     self_ensemble: bool = False
+    precision: str = "fp32"
+    dtype: np.dtype = np.dtype(np.float32)
+    nodata: Tuple = ()
+
+    def __post_init__(self):
+        self.dtype = np.dtype(self.dtype)
+        if not self.nodata:
+            self.nodata = (None,) * len(self.stats.low)
+        self._stats_t = None
+        if torch is not None:
+            from .device_ops import compute_dtype
+            self.compute = compute_dtype(self.dtype)
+            self._stats_t = tuple(torch.tensor(v, dtype=self.compute, device=self.device)[:, None, None]
+                                  for v in (self.stats.low, self.stats.span))
+
+    @property
+    def stats_tensors(self):
+        """(low, span) as (C, 1, 1) tensors on the device, in the compute type."""
+        return self._stats_t
 
     @property
     def receptive_radius(self) -> int:
@@ -74,33 +178,61 @@ class Engine:
         return (self.receptive_radius + FILL_ITERATIONS
                 + self.ise_iterations * ise_growth(self.ise_kernel))
 
-    def infer(self, norm: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
-        """Super-resolve a (C, h, w) normalised array to (C, h*s, w*s), float32.
+    @property
+    def fixed_tile(self) -> Optional[int]:
+        """The one LR core size a tile-dependent model (attention over the tile) must run on."""
+        return getattr(self.spec, "fixed_tile", None) if self.net is not None else None
 
-        ``valid`` (C, h, w) marks real input pixels; ISE back-projects only
-        their errors, never those of gap-filled pixels.
+    def bytes_per_lr_pixel(self) -> int:
+        """Rough peak memory of inference per LR input pixel, for sizing tiles.
+
+        Networks: their estimate if they give one, else the last pixel-shuffle
+        stage's (64 features x s^2, twice: the conv output and the shuffle).
+        Plus the float32 SR estimate and ISE's temporaries at HR.
+        """
+        s2 = self.scale * self.scale
+        bands = len(self.stats.low)
+        width = 2 if self.precision == "bf16" else 4
+        net = 0
+        if self.net is not None:
+            estimate = getattr(self.net, "bytes_per_lr_pixel", None)
+            net = estimate(self.scale, width) if estimate else 2 * 64 * s2 * width
+            net *= (bands if self.bands_per_pass == 1 else 1) * (2 if self.self_ensemble else 1)
+        return int(net + bands * s2 * 4 * (6 if self.ise_iterations else 3) + bands * 64)
+
+    # --- inference -----------------------------------------------------------------
+
+    def infer_batch(self, x, valid=None):
+        """Super-resolve a normalised (N, C, h, w) float32 batch on the device.
+
+        ``valid`` (N, C, h, w) marks real input pixels; ISE back-projects only
+        their errors, never those of gap-filled pixels. Returns (N, C, h*s,
+        w*s) float32. A 1-band set (or grey through the RGB set) runs the
+        bands as one batch of single-band images.
+        """
+        n, c, h, w = x.shape
+        if self.bands_per_pass != 3:
+            x = x.reshape(n * c, 1, h, w)
+            valid = None if valid is None else valid.reshape(n * c, 1, h, w)
+        with torch.inference_mode():
+            sr = self._forward(x).float()
+            if self.ise_iterations:
+                sr = ise(sr, x, self.scale, self.ise_iterations, self.ise_kernel,
+                         None if valid is None else valid.to(sr.dtype))
+        return sr.reshape(n, c, h * self.scale, w * self.scale)
+
+    def infer(self, norm: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
+        """Super-resolve one normalised (C, h, w) numpy array to (C, h*s, w*s) float32.
+
+        Without torch (interpolation, ISE 0) this is the numpy upsampling.
         """
         if self.spec.kind == "interpolation" and self.ise_iterations == 0 and torch is None:
             return numpy_upsample(norm, self.scale, self.spec.resample_mode)
         require_torch(f"Model '{self.spec.name}' with ISE iterations > 0"
                       if self.spec.kind == "interpolation" else f"Model '{self.spec.name}'")
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)
-            m = (torch.ones_like(x) if valid is None
-                 else torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32)).to(self.device))
-            # One pass per RGB triple (3-band set on RGB), or per band: memory
-            # stays bounded by the tile, whatever the band count. A 3-band
-            # network given one band sees it as grey (the band in all three
-            # channels) and its three outputs are averaged.
-            groups = ([(x[None], m[None])] if self.bands_per_pass == 3
-                      else [(x[c:c + 1, None], m[c:c + 1, None]) for c in range(x.shape[0])])
-            out = []
-            for lr, mask in groups:
-                sr = self._forward(lr)
-                if self.ise_iterations:
-                    sr = ise(sr, lr, self.scale, self.ise_iterations, self.ise_kernel, mask)
-                out.append(sr[0].float().cpu().numpy())
-            return np.concatenate(out)
+        x = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).to(self.device)[None]
+        m = None if valid is None else torch.from_numpy(np.ascontiguousarray(valid)).to(self.device)[None]
+        return self.infer_batch(x, m)[0].cpu().numpy()
 
     def _forward(self, x):
         from .resample import torch_upsample
@@ -115,15 +247,26 @@ class Engine:
         for k in range(4):
             for flip in (False, True):
                 t = torch.rot90(x, k, (2, 3))
-                y = self._net(t.flip(3) if flip else t)
+                y = self._net(t.flip(3) if flip else t).float()
                 y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
                 out = y if out is None else out + y
         return out / 8
 
     def _net(self, x):
-        if x.shape[1] == 1 and self.net_bands == 3:
-            return self.net(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
-        return self.net(x)
+        grey = x.shape[1] == 1 and self.net_bands == 3
+        if grey:
+            x = x.expand(-1, 3, -1, -1)
+        if self.precision == "bf16":
+            # bf16 convolutions in channels-last layout; the network keeps its
+            # global residual in float32 (see DGANet.forward), so the output is float32.
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu",
+                                dtype=torch.bfloat16):
+                y = self.net(x)
+            y = y.float().contiguous()
+        else:
+            y = self.net(x)
+        return y.mean(dim=1, keepdim=True) if grey else y
 
 
 def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None):
@@ -144,37 +287,76 @@ def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None
     return sr
 
 
-def build_engine(spec: ModelSpec, scale: int, stats: BandStats, n_bands: int, rgb: bool,
-                 device: str = "cpu", ise_iterations: int = 0,
-                 ise_kernel: Optional[str] = None, weights: str = "auto",
-                 pixel_size_m: Optional[float] = None, dtype_name: str = "Byte",
-                 self_ensemble: bool = False) -> Engine:
-    """Load what ``spec`` needs for ``scale`` and return a ready engine.
+def engine_config(model: str, scale: int, stats: BandStats, n_bands: int, rgb: bool, dtype,
+                  nodata: Sequence = (), **kw) -> EngineConfig:
+    """An ``EngineConfig`` with the data type stored by name (so it pickles small)."""
+    return EngineConfig(model, scale, stats, n_bands, rgb, np.dtype(dtype).name,
+                        tuple(None if v is None else float(v) for v in nodata) or (None,) * n_bands, **kw)
+
+
+def build_engine(config: EngineConfig) -> Engine:
+    """Load what ``config`` needs and return a ready engine.
 
     ``weights`` names a weight set, or ``auto`` to pick the one nearest the
-    input's ``pixel_size_m`` and ``dtype_name``. A 3-band (RGB) set runs
-    natural-colour RGB (``rgb`` and three bands) in one pass and any other
-    band as grey; a 1-band set runs band by band. ``self_ensemble`` averages
-    the network over 8 flips and rotations (8 times the inference time).
+    input's pixel size and data type. A 3-band (RGB) set runs natural-colour
+    RGB (``rgb`` and three bands) in one pass and any other band as grey; a
+    1-band set runs band by band. On the CPU, torch uses every available core.
     """
-    if ise_iterations < 0:
+    spec = get_model(config.model)
+    device = config.device
+    if device == "auto":
+        from .torch_support import resolve_device
+        device = resolve_device("auto")
+    if config.ise_iterations < 0:
         raise SuperResError("ISE_ITERATIONS must be 0 or more.")
-    if ise_kernel is not None and ise_kernel not in KERNELS:
-        raise SuperResError(f"Unknown ISE kernel '{ise_kernel}': use {', '.join(KERNELS)}.")
+    if config.ise_kernel is not None and config.ise_kernel not in KERNELS:
+        raise SuperResError(f"Unknown ISE kernel '{config.ise_kernel}': use {', '.join(KERNELS)}.")
+    common = dict(dtype=np.dtype(config.dtype), nodata=tuple(config.nodata))
+    if torch is not None and device == "cpu" and torch.get_num_threads() < available_cores():
+        torch.set_num_threads(available_cores())
     if spec.kind == "interpolation":
-        if ise_iterations:
+        if config.ise_iterations:
             require_torch("ISE (ISE_ITERATIONS > 0)")
-        return Engine(spec, scale, stats, device, ise_iterations, ise_kernel or "bicubic")
+        return Engine(spec, config.scale, config.stats, device, config.ise_iterations,
+                      config.ise_kernel or "bicubic", **common)
     require_torch(f"Model '{spec.name}'")
-    chosen, choice = resolve_weight_set(spec, scale, weights, pixel_size_m, dtype_name)
+    chosen, choice = resolve_weight_set(spec, config.scale, config.weights, config.pixel_size_m,
+                                        _gdal_name(config.dtype))
     net_bands = get_weight_set(chosen).bands
     from .weights import load_weights
-    net = spec.build(net_bands, scale)
-    meta = load_weights(spec.weights_path(scale, chosen), spec.name, scale, net_bands, net)
+    net = spec.build(net_bands, config.scale)
+    meta = load_weights(spec.weights_path(config.scale, chosen), spec.name, config.scale, net_bands, net)
+    precision = resolve_precision(config.precision, device)
     net.eval().to(device)
-    kernel = ise_kernel or meta.get("degradation", "bicubic")
+    if precision == "bf16":
+        net = net.to(memory_format=torch.channels_last)
+    kernel = config.ise_kernel or meta.get("degradation", "bicubic")
     if kernel not in KERNELS:
         kernel = "bicubic"
-    per_pass = 3 if (net_bands == 3 and rgb and n_bands == 3) else 1
-    return Engine(spec, scale, stats, device, ise_iterations, kernel, net, per_pass, meta,
-                  chosen, net_bands, choice, self_ensemble)
+    per_pass = 3 if (net_bands == 3 and config.rgb and config.n_bands == 3) else 1
+    return Engine(spec, config.scale, config.stats, device, config.ise_iterations, kernel, net,
+                  per_pass, meta, chosen, net_bands, choice, config.self_ensemble, precision, **common)
+
+
+def _gdal_name(dtype_name: str) -> str:
+    from .job import gdal_type_name
+    return gdal_type_name(dtype_name)
+
+
+def tile_size_for(engine: Engine, margin: int, budget_bytes: int, overhead: float = 0.15,
+                  largest: Optional[int] = None) -> int:
+    """A core tile size (LR px) whose margin costs at most ``overhead`` extra pixels,
+    as far as ``budget_bytes`` of inference memory allows.
+
+    The margin's cost is ((t + 2m) / t)^2 - 1; the memory is the model's
+    bytes per LR pixel over the read window. Rounded to a multiple of 16;
+    never above ``largest`` (the region's longer side), since one tile
+    covering the region has no cost from neighbouring tiles.
+    """
+    want = math.ceil(2 * margin / (math.sqrt(1 + overhead) - 1)) if margin else 256
+    fits = int(math.sqrt(max(budget_bytes, 1) / engine.bytes_per_lr_pixel())) - 2 * margin
+    size = max(64, min(want, fits))
+    size = int(math.ceil(size / 16) * 16)
+    if largest is not None:
+        size = min(size, max(8, largest))
+    return size

@@ -52,8 +52,11 @@ GDALWARP_CUBIC = "gdalwarp-cubic"
 def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: Sequence[int],
                    rgb: bool = False, device: str = "auto", keep=None,
                    lr: Optional[np.ndarray] = None, weights: str = "auto",
-                   pixel_size_m: Optional[float] = None) -> List[EvalRow]:
+                   pixel_size_m: Optional[float] = None, precision: str = "fp32") -> List[EvalRow]:
     """Score each model and ISE count at recovering (C, H, W) ``hr`` from its LR.
+
+    Networks run in ``precision`` (fp32 by default, so scores do not depend
+    on whether the machine has bf16; ``bench`` measures bf16's effect).
 
     The LR is ``hr`` degraded by ``scale``, or the given real ``lr`` (a
     degradation this project did not make, such as Landsat B2_60m -> B2).
@@ -87,7 +90,7 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
             t0 = time.perf_counter()
             sr = (gdalwarp_cubic(lr, scale) if model == GDALWARP_CUBIC else
                   super_resolve_array(lr, scale, name, n, rgb=rgb, device=device, weights=chosen or "auto",
-                                      self_ensemble=ensemble))
+                                      self_ensemble=ensemble, precision=precision))
             secs = time.perf_counter() - t0
             ranges = [data_range(hr[c], hr.dtype) for c in range(hr.shape[0])]
             pb = [psnr(sr[c], hr[c], ranges[c], scale) for c in range(hr.shape[0])]
@@ -125,7 +128,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
                   bands: Optional[Sequence[int]] = None, window: Optional[Sequence[int]] = None,
                   device: str = "auto", sr_folder: Optional[str] = None,
                   lr_path: Optional[str] = None, weights: str = "auto",
-                  rgb: Optional[bool] = None) -> List[EvalRow]:
+                  rgb: Optional[bool] = None, precision: str = "fp32") -> List[EvalRow]:
     """Evaluate on a raster file (optionally a pixel window x, y, w, h of it).
 
     With ``lr_path``, the LR is that raster (a real pair, same top-left
@@ -179,7 +182,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
         lr = lr_reader.read(Window(0, 0, lr_info.width, lr_info.height))
         lr_reader.close()
     lr_px = info.pixel_size_m * scale if info.pixel_size_m else None
-    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr, weights, lr_px)
+    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr, weights, lr_px, precision)
 
 
 def write_csv(rows: Sequence[EvalRow], path) -> None:

@@ -7,6 +7,7 @@ dialog, the CLI) fills in; ``run_job`` does the work on files with GDAL and
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +15,19 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .encoding import encode
-from .engine import Engine, build_engine
+from .engine import Engine, build_engine, engine_config, tile_size_for
 from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
 from .registry import check_scale, get_model
 from .tiling import Window, plan_tiles, run_tiles
-from .torch_support import require_torch, resolve_device
+from .torch_support import require_torch, resolve_device, torch
 
-DEFAULT_TILE_SIZE = 256
+#: ``tile_size`` None (or 0): chosen per run by ``choose_tiling``.
+DEFAULT_TILE_SIZE = None
+#: Most memory the CPU path plans for one batch of tiles (and a quarter of what is free).
+CPU_BUDGET_BYTES = 3 * 1024 ** 3
+#: Most tiles in one GPU batch.
+MAX_BATCH = 16
 # GDAL colour interpretations of natural-colour RGB (GCI_RedBand, GCI_GreenBand, GCI_BlueBand).
 RGB_INTERP = (3, 4, 5)
 
@@ -40,7 +45,8 @@ class SuperResolveJob:
         extent: (xmin, ymin, xmax, ymax) in the input's CRS, or None for all of it.
         bands: 1-based band numbers, or None for all.
         device: ``auto``, ``cpu`` or ``cuda``.
-        tile_size: core tile size in input pixels.
+        tile_size: core tile size in input pixels; None (or 0) chooses one whose
+            margin costs at most 15% more pixels, within the memory there is.
         tile_overlap: margin in input pixels; None means the engine's safe margin.
         ise_kernel: ``bicubic``/``bilinear``; None follows the weights' degradation.
         overwrite: replace an existing output.
@@ -50,6 +56,10 @@ class SuperResolveJob:
         weights: a weight set (``registry.WEIGHT_SETS``) or ``auto``: the set
             whose training pixel size and data type are nearest the input's.
         self_ensemble: average networks over 8 flips and rotations (8x slower).
+        precision: ``auto`` (bf16 where the device has it), ``bf16`` or ``fp32``.
+        cog: write a Cloud-Optimised GeoTIFF (with overviews).
+        dask: a ``dask.distributed`` scheduler address, or ``local:N`` for N
+            local worker processes; None runs here.
     """
 
     input_path: str
@@ -60,7 +70,7 @@ class SuperResolveJob:
     extent: Optional[Tuple[float, float, float, float]] = None
     bands: Optional[Sequence[int]] = None
     device: str = "auto"
-    tile_size: int = DEFAULT_TILE_SIZE
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE
     tile_overlap: Optional[int] = None
     ise_kernel: Optional[str] = None
     overwrite: bool = False
@@ -68,6 +78,9 @@ class SuperResolveJob:
     zero_collar: str = "auto"
     weights: str = "auto"
     self_ensemble: bool = False
+    precision: str = "auto"
+    cog: bool = False
+    dask: Optional[str] = None
 
 
 @dataclass
@@ -86,9 +99,11 @@ class JobResult:
     weights: str = ""
     stats: Optional[BandStats] = None
     log: List[str] = field(default_factory=list)
+    tile_size: int = 0
+    precision: str = "fp32"
 
 
-def _check_common(model: str, scale: int, ise_iterations: int, tile_size: int,
+def _check_common(model: str, scale: int, ise_iterations: int, tile_size: Optional[int],
                   tile_overlap: Optional[int]):
     spec = get_model(model)
     if scale not in (2, 4, 8):
@@ -100,8 +115,8 @@ def _check_common(model: str, scale: int, ise_iterations: int, tile_size: int,
     check_scale(spec, scale)
     if ise_iterations < 0:
         raise SuperResError("ISE_ITERATIONS must be 0 or more.")
-    if tile_size < 8:
-        raise SuperResError("TILE_SIZE must be at least 8 input pixels.")
+    if tile_size and tile_size < 8:
+        raise SuperResError("TILE_SIZE must be at least 8 input pixels (or 0 to choose automatically).")
     if tile_overlap is not None and tile_overlap < 0:
         raise SuperResError("TILE_OVERLAP must be 0 or more.")
     return spec
@@ -126,21 +141,104 @@ def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
     return [int(b) for b in bands]
 
 
+def memory_budget(device: str) -> int:
+    """Bytes of inference memory to plan a batch of tiles for.
+
+    On a GPU, half of what is free on it; on the CPU, a quarter of the
+    available RAM, at most ``CPU_BUDGET_BYTES``.
+    """
+    if device.startswith("cuda") and torch is not None:
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free * 0.5)
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return min(CPU_BUDGET_BYTES, available // 4) if available else CPU_BUDGET_BYTES // 2
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a run is cut: core tile size, margin and batch size."""
+
+    tile_size: int
+    margin: int
+    batch_size: int
+
+    def overhead(self, region: Window) -> float:
+        """Extra pixels the margins make the network compute, as a fraction of the region."""
+        tiles = plan_tiles(region, region.x + region.w, region.y + region.h, self.tile_size, self.margin)
+        read = sum((t.core.w + 2 * self.margin) * (t.core.h + 2 * self.margin) for t in tiles)
+        return read / float(region.w * region.h) - 1
+
+
+def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
+                  tile_overlap: Optional[int]) -> Tiling:
+    """The run's tiles: the user's size, or one that keeps the margin's cost under 15%.
+
+    A tile-dependent model always runs on its own fixed size. Automatic
+    sizes make whole output blocks (a multiple of 256 output pixels) and
+    fit the memory budget; on a GPU, as many tiles go in one batch as the
+    budget holds.
+    """
+    from .raster_io import BLOCK
+    margin = engine.safe_margin if tile_overlap is None else tile_overlap
+    budget = memory_budget(engine.device)
+    if engine.fixed_tile:
+        size = engine.fixed_tile
+    elif tile_size:
+        size = tile_size
+    else:
+        size = tile_size_for(engine, margin, budget, largest=max(region.w, region.h))
+        step = max(16, BLOCK // engine.scale)
+        if size < max(region.w, region.h):
+            size = max(step, size // step * step)
+    batch = 1
+    if engine.device.startswith("cuda"):
+        per_tile = engine.bytes_per_lr_pixel() * (size + 2 * margin) ** 2
+        batch = int(max(1, min(MAX_BATCH, budget // max(per_tile, 1))))
+    return Tiling(size, margin, batch)
+
+
 def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype, spec, scale: int,
-         ise_iterations: int, ise_kernel: Optional[str], device: str, rgb: bool, tile_size: int,
-         tile_overlap: Optional[int], progress, is_cancelled, log=None, weights: str = "auto",
-         pixel_size_m: Optional[float] = None, self_ensemble: bool = False) -> Tuple[Engine, int, int]:
+         ise_iterations: int, ise_kernel: Optional[str], device: str, rgb: bool,
+         tile_size: Optional[int], tile_overlap: Optional[int], progress, is_cancelled, log=None,
+         weights: str = "auto", pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
+         precision: str = "auto", dask: Optional[str] = None,
+         input_path: Optional[str] = None, bands: Optional[Sequence[int]] = None,
+         before_tiles=None) -> Tuple[Engine, Tiling, int]:
     """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
-    engine = build_engine(spec, scale, stats, sample.shape[0], rgb, device, ise_iterations, ise_kernel,
-                          weights, pixel_size_m, gdal_type_name(dtype), self_ensemble)
-    margin = engine.safe_margin if tile_overlap is None else tile_overlap
-    tiles = plan_tiles(region, raster_w, raster_h, tile_size, margin)
-    run_tiles(reader, writer, tiles, engine,
-              lambda values, valid: encode(values, valid, dtype, reader.nodata),
-              progress, is_cancelled, log)
-    return engine, margin, len(tiles)
+    config = engine_config(spec.name, scale, stats, sample.shape[0], rgb, dtype, reader.nodata,
+                           device=device, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
+                           weights=weights, pixel_size_m=pixel_size_m, self_ensemble=self_ensemble,
+                           precision=precision)
+    engine = build_engine(config)
+    tiling = choose_tiling(engine, region, tile_size, tile_overlap)
+    tiles = plan_tiles(region, raster_w, raster_h, tiling.tile_size, tiling.margin)
+    if before_tiles is not None:
+        before_tiles(engine, tiling, tiles)
+    if dask:
+        from .distributed import run_tiles_dask
+        run_tiles_dask(dask, config, input_path, list(bands or []), reader.nodata, writer, tiles,
+                       tiling, progress, is_cancelled, log)
+    else:
+        run_tiles(reader, writer, tiles, engine, progress, is_cancelled, log, tiling.batch_size)
+    return engine, tiling, len(tiles)
+
+
+def check_free_space(folder: Path, needed: int, what: str = "The output") -> None:
+    """Refuse before the first tile when ``folder`` has less than ``needed`` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise SuperResError(f"Not enough free disk space in '{folder}': {what.lower()} needs up to "
+                            f"{needed / 1e9:.2f} GB and {free / 1e9:.2f} GB are free. Free some space, "
+                            "choose another folder, or process a smaller EXTENT.")
 
 
 def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = None,
@@ -152,7 +250,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     by the scale. On error or cancel the partial output is removed and the
     exception (a ``SuperResError``) propagates.
     """
-    from .raster_io import GdalReader, GdalWriter, extent_to_window, read_info
+    from .raster_io import GdalReader, GdalWriter, extent_to_window, output_bytes, read_info
     start = time.perf_counter()
     say = log or (lambda _msg: None)
     spec = _check_common(job.model, job.scale, job.ise_iterations, job.tile_size, job.tile_overlap)
@@ -164,7 +262,8 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     if not dst.parent.is_dir():
         raise SuperResError(f"The output folder '{dst.parent}' does not exist.")
     if dst.exists() and not job.overwrite:
-        raise SuperResError(f"Output '{dst}' already exists; choose another name or allow overwriting.")
+        raise SuperResError(f"Output '{dst}' already exists; choose another name or allow "
+                            "overwriting (--overwrite on the command line).")
     if not os.access(dst.parent, os.W_OK):
         raise SuperResError(f"The output folder '{dst.parent}' is not writable.")
     info = read_info(str(src))
@@ -179,6 +278,8 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             "The input is a paletted raster: its values are class indexes, which only MODEL "
             "'nearest' with ISE_ITERATIONS 0 keeps intact (with the palette). To super-resolve the "
             "picture instead, convert it to RGB first (Raster > Conversion > PCT to RGB).")
+    needed = output_bytes(region.w * s, region.h * s, len(bands), info.gdal_type)
+    check_free_space(dst.parent, needed * (2 if job.cog else 1))
     rgb = tuple(b.color_interp for b in band_infos) == RGB_INTERP
     reader = GdalReader(info, bands)
     if (job.zero_collar == "auto" and info.dtype.kind in "iu"
@@ -189,15 +290,23 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     if not info.crs_wkt:
         say("Warning: the input has no CRS; the output has none either.")
     writer = None
+
+    def announce(engine: Engine, tiling: Tiling, tiles) -> None:
+        say(f"Tiles: {len(tiles)} of up to {tiling.tile_size} px with a {tiling.margin} px margin "
+            f"({tiling.overhead(region) * 100:.0f}% extra pixels)"
+            + (f", {tiling.batch_size} per batch" if tiling.batch_size > 1 else ""))
+
     try:
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
-                            info.gdal_type, band_infos, reader.nodata, job.write_mask)
-        engine, margin, n_tiles = _run(
+                            info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog)
+        engine, tiling, n_tiles = _run(
             reader, writer, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
             spec=spec, scale=s, ise_iterations=job.ise_iterations, ise_kernel=job.ise_kernel,
             device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
-            pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble)
+            pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
+            precision=job.precision, dask=job.dask, input_path=str(src), bands=bands,
+            before_tiles=announce)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:
@@ -207,19 +316,22 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
         reader.close()
     seconds = time.perf_counter() - start
     weights = spec.weights_path(s, engine.weight_set).name if engine.net is not None else ""
-    result = JobResult(str(dst), region.w * s, region.h * s, out_gt, device, n_tiles, margin,
-                       seconds, engine.ise_kernel, weights, engine.stats)
+    result = JobResult(str(dst), region.w * s, region.h * s, out_gt, device, n_tiles, tiling.margin,
+                       seconds, engine.ise_kernel, weights, engine.stats, tile_size=tiling.tile_size,
+                       precision=engine.precision if engine.net is not None else "fp32")
+    mpx = region.w * s * region.h * s / 1e6
     result.log = [
         f"Model {spec.name} x{s}" + (f" ({weights}, {'one RGB pass' if engine.bands_per_pass == 3 else 'band by band'})"
                                     if weights else ""),
         *([engine.choice[0].upper() + engine.choice[1:]] if engine.choice else []),
         f"ISE: {job.ise_iterations} iterations, kernel {engine.ise_kernel}"
         + (", self-ensemble of 8 flips and rotations" if engine.self_ensemble else ""),
-        f"Device: {device}",
+        f"Device: {device}" + (f", {engine.precision}" if engine.net is not None else "")
+        + (f", Dask scheduler {job.dask}" if job.dask else ""),
         f"Input window: x {region.x}, y {region.y}, {region.w} x {region.h} px; bands {bands}",
-        f"Tiles: {n_tiles} of up to {job.tile_size} px with a {margin} px margin",
-        f"Output: {region.w * s} x {region.h * s} px, pixel size {abs(pw / s):g} x {abs(ph / s):g}",
-        f"Elapsed: {seconds:.2f} s",
+        f"Output: {region.w * s} x {region.h * s} px, pixel size {abs(pw / s):g} x {abs(ph / s):g}"
+        + (", Cloud-Optimised GeoTIFF" if job.cog else ""),
+        f"Elapsed: {seconds:.2f} s ({mpx / max(seconds, 1e-9):.2f} Mpx/s of output)",
     ]
     for line in result.log:
         say(line)
@@ -228,25 +340,36 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
 
 def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
                         ise_iterations: int = 0, nodata: Optional[Sequence] = None,
-                        rgb: bool = False, device: str = "auto",
-                        tile_size: int = DEFAULT_TILE_SIZE, tile_overlap: Optional[int] = None,
+                        rgb: Optional[bool] = None, device: str = "auto",
+                        tile_size: Optional[int] = DEFAULT_TILE_SIZE, tile_overlap: Optional[int] = None,
                         ise_kernel: Optional[str] = None, out: Optional[np.ndarray] = None,
                         progress=None, is_cancelled=None, weights: str = "auto",
-                        pixel_size_m: Optional[float] = None, self_ensemble: bool = False) -> np.ndarray:
+                        pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
+                        precision: str = "auto", log=None) -> np.ndarray:
     """Super-resolve a (C, H, W) or (H, W) array with the same pipeline as files.
 
-    Works without GDAL (e.g. on memory-mapped arrays on a GPU machine).
-    ``out`` may be a preallocated (C, H*s, W*s) array or memmap. ``weights``
-    ``auto`` picks the set by the array's data type and ``pixel_size_m``.
+    Works without GDAL (e.g. on memory-mapped arrays on a GPU machine). A
+    2-D array comes back 2-D. ``rgb`` None treats a 3-band array as
+    natural-colour R, G, B (as a file run does with bands marked so).
+    ``nodata`` is one value for all bands or one per band. ``out`` may be a
+    preallocated (C, H*s, W*s) array or memmap. ``weights`` ``auto`` picks
+    the set by the array's data type and ``pixel_size_m``.
     """
     from .arrays import ArrayReader, ArrayWriter
     spec = _check_common(model, scale, ise_iterations, tile_size, tile_overlap)
+    two_d = np.ndim(array) == 2
+    if nodata is not None and np.ndim(nodata) == 0:
+        nodata = [nodata] * (1 if two_d else array.shape[0])
     reader = ArrayReader(array, nodata)
     c, h, w = reader.array.shape
+    if rgb is None:
+        rgb = c == 3
+    if out is not None and out.ndim == 2:
+        out = out[None]
     writer = ArrayWriter((c, h * scale, w * scale), reader.array.dtype, out)
     _run(reader, writer, Window(0, 0, w, h), raster_w=w, raster_h=h, dtype=reader.array.dtype,
          spec=spec, scale=scale, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
          device=resolve_device(device), rgb=rgb, tile_size=tile_size, tile_overlap=tile_overlap,
-         progress=progress, is_cancelled=is_cancelled, weights=weights, pixel_size_m=pixel_size_m,
-         self_ensemble=self_ensemble)
-    return writer.array
+         progress=progress, is_cancelled=is_cancelled, log=log, weights=weights,
+         pixel_size_m=pixel_size_m, self_ensemble=self_ensemble, precision=precision)
+    return writer.array[0] if two_d else writer.array

@@ -113,9 +113,15 @@ def ground_pixel_size(geotransform, crs_wkt: str, height: int) -> Optional[float
 def read_info(path: str) -> RasterInfo:
     """Open ``path`` read-only and describe it, or raise a clear error."""
     gdal = _gdal()
-    ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+    try:
+        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+        why = gdal.GetLastErrorMsg()
+    except RuntimeError as exc:   # GDAL raises when exceptions are on (QGIS enables them)
+        ds, why = None, str(exc)
+    if ds is None and not str(path).startswith("/vsi") and not os.path.exists(str(path)):
+        raise SuperResError(f"Input file '{path}' does not exist.")
     if ds is None:
-        raise SuperResError(f"Cannot open '{path}' as a raster: {gdal.GetLastErrorMsg() or 'unknown format'}.")
+        raise SuperResError(f"Cannot open '{path}' as a raster: {why or 'unknown format'}.")
     if ds.RasterCount == 0:
         raise SuperResError(f"'{path}' has no raster bands.")
     gt = tuple(ds.GetGeoTransform(can_return_null=True) or (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
@@ -149,9 +155,17 @@ class GdalReader:
         self.bands = list(bands)
         self.nodata = [info.bands[b - 1].nodata for b in self.bands]
         self._ds = gdal.OpenEx(info.path, gdal.OF_RASTER | gdal.OF_READONLY)
+        self._row = None
 
     def read(self, window: Window) -> np.ndarray:
-        """(C, h, w) values of ``window`` in the file's data type."""
+        """(C, h, w) values of ``window`` in the file's data type.
+
+        When a new row of tiles starts, the blocks cached for the previous
+        row are freed, so memory stays flat however large the input.
+        """
+        if self._row is not None and window.y != self._row:
+            self.flush()
+        self._row = window.y
         return self._read(window, window.w, window.h)
 
     def read_sample(self, window: Window, max_pixels: int) -> np.ndarray:
@@ -173,6 +187,10 @@ class GdalReader:
                                     "the file may be damaged or truncated.")
             out.append(arr)
         return np.stack(out)
+
+    def flush(self) -> None:
+        """Free the blocks GDAL cached for reads so far (after each row of tiles)."""
+        self._ds.FlushCache()
 
     def close(self) -> None:
         """Release the dataset."""
@@ -196,24 +214,59 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.partial-{os.getpid()}-{id(final):x}{final.suffix or '.tif'}")
 
 
+#: Output block size: tiles whose HR size is a multiple of it fill whole blocks.
+BLOCK = 256
+
+
+def creation_options(gdal_type: int, big: bool) -> List[str]:
+    """Tiled GeoTIFF options: ZSTD (DEFLATE where GDAL lacks it) with a predictor.
+
+    The predictor is horizontal differencing for integers and the
+    floating-point one for floats; BigTIFF when the output may pass 4 GB.
+    """
+    gdal = _gdal()
+    opts = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+    floating = gdal_type in (gdal.GDT_Float32, gdal.GDT_Float64)
+    compress = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"] if "ZSTD" in opts else ["COMPRESS=DEFLATE", "ZLEVEL=1"]
+    return ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", *compress,
+            f"PREDICTOR={3 if floating else 2}", "BIGTIFF=" + ("YES" if big else "IF_SAFER")]
+
+
+def output_bytes(width: int, height: int, bands: int, gdal_type: int) -> int:
+    """Uncompressed size of an output raster, the bound used by the disk-space check."""
+    return width * height * bands * _gdal().GetDataTypeSize(gdal_type) // 8
+
+
 class GdalWriter:
-    """A GeoTIFF written tile by tile under a temporary name, renamed by ``commit``."""
+    """A GeoTIFF written tile by tile under a temporary name, renamed by ``commit``.
+
+    Tiles may come in any order. ``flush`` hands finished blocks to the file
+    and frees them from GDAL's cache, which keeps memory flat on large
+    outputs. With ``cog`` the finished file is rewritten as a Cloud-Optimised
+    GeoTIFF (GDAL's COG driver, with overviews) before the rename.
+    """
 
     def __init__(self, final_path: str, width: int, height: int, geotransform, crs_wkt: str,
                  gdal_type: int, bands: List[BandInfo], nodata: Sequence[Optional[float]],
-                 mask: bool = False):
+                 mask: bool = False, cog: bool = False, metadata: Optional[dict] = None):
         gdal = _gdal()
         self.final = Path(final_path)
         self.tmp = temporary_path(self.final)
+        self.cog = cog
+        self.width = width
+        self._cog_tmp = self.tmp.with_name(self.tmp.stem + ".cog" + self.tmp.suffix) if cog else None
         driver = gdal.GetDriverByName("GTiff")
-        options = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
-        self._ds = driver.Create(str(self.tmp), width, height, len(bands), gdal_type, options)
+        big = output_bytes(width, height, len(bands), gdal_type) > 3_500_000_000
+        self.options = creation_options(gdal_type, big)
+        self._ds = driver.Create(str(self.tmp), width, height, len(bands), gdal_type, self.options)
         if self._ds is None:
             raise SuperResError(f"Cannot create the output in '{self.final.parent}': "
                                 f"{gdal.GetLastErrorMsg() or 'permission denied or disk full'}.")
         self._mask = None
         try:
             self._describe(gdal, geotransform, crs_wkt, bands, nodata, mask)
+            if metadata:
+                self._ds.SetMetadata({k: str(v) for k, v in metadata.items()})
         except BaseException:   # Ctrl-C or a GDAL error here must not leave the file behind
             self.abort()
             raise
@@ -246,38 +299,90 @@ class GdalWriter:
                 band.SetColorTable(ct)
 
     def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
-        """Write (C, h, w) ``values`` (and the mask, if asked for) at ``window``."""
+        """Write (C, h, w) ``values`` (and the mask, if asked for) at ``window``.
+
+        ``valid`` is the (C, h/s, w/s) validity of the input pixels behind them.
+        """
         if self._mask is not None and valid is not None:
-            self._mask.WriteArray(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window.x, window.y)
+            s = values.shape[-1] // valid.shape[-1]
+            ok = valid.all(axis=0)
+            mask = np.repeat(np.repeat(ok, s, axis=0), s, axis=1)
+            self._mask.WriteArray(np.where(mask, 255, 0).astype(np.uint8), window.x, window.y)
+        gdal = _gdal()
         for i in range(values.shape[0]):
-            err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
+            try:
+                err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
+            except RuntimeError as exc:   # GDAL raises when exceptions are on (QGIS enables them)
+                err, msg = 1, str(exc)
+            else:
+                msg = gdal.GetLastErrorMsg()
             if err != 0:
                 raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: "
-                                    f"{_gdal().GetLastErrorMsg() or 'disk full?'}")
+                                    f"{msg or 'disk full?'}")
+        if window.x + window.w >= self.width:
+            self.flush()   # a row of tiles is complete: free its blocks
+
+    def flush(self) -> None:
+        """Write the cached blocks to the file and free them (after each row of tiles)."""
+        gdal = _gdal()
+        gdal.ErrorReset()
+        try:
+            self._ds.FlushCache()
+        except RuntimeError as exc:
+            raise SuperResError(f"Writing the output failed: {exc}") from None
+        if gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg() or 'disk full?'}")
 
     def commit(self, overwrite: bool) -> None:
-        """Flush, close and move the temporary file to its final name."""
+        """Flush, close (and make the COG), then move the result to its final name."""
         gdal = _gdal()
-        self._ds.FlushCache()
+        self.flush()
         self._mask = None
         self._ds = None
         if gdal.GetLastErrorType() >= gdal.CE_Failure and not self.tmp.exists():
             raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg()}")
+        result = self.tmp
+        if self.cog:
+            result = self._make_cog(gdal)
         if self.final.exists() and not overwrite:
             self.abort()
-            raise SuperResError(f"Output '{self.final}' already exists; choose another name or allow overwriting.")
+            raise SuperResError(f"Output '{self.final}' already exists; choose another name or "
+                                "allow overwriting (--overwrite on the command line).")
         try:
-            os.replace(self.tmp, self.final)
+            os.replace(result, self.final)
         except OSError as exc:
             self.abort()
             raise SuperResError(f"Cannot move the result to '{self.final}': {exc.strerror}. "
                                 "Is the file open in another program?") from None
+        self._remove(self.tmp)
+
+    def _make_cog(self, gdal) -> Path:
+        """Rewrite the finished GeoTIFF as a COG with overviews; return its path."""
+        compress = [o for o in self.options if o.startswith(("COMPRESS=", "PREDICTOR="))]
+        level = "LEVEL=1"
+        opts = [*compress, level, "OVERVIEWS=IF_NEEDED", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS",
+                f"BLOCKSIZE={BLOCK}"]
+        opts = [o.replace("PREDICTOR=2", "PREDICTOR=YES").replace("PREDICTOR=3", "PREDICTOR=FLOATING_POINT")
+                for o in opts]
+        ds = gdal.Translate(str(self._cog_tmp), str(self.tmp), format="COG", creationOptions=opts)
+        if ds is None:
+            self.abort()
+            raise SuperResError(f"Writing the Cloud-Optimised GeoTIFF failed: {gdal.GetLastErrorMsg()}")
+        ds = None
+        self._remove(self.tmp)
+        return self._cog_tmp
 
     def abort(self) -> None:
-        """Close and delete the temporary file (after an error or a cancel)."""
+        """Close and delete the temporary files (after an error or a cancel)."""
         self._mask = None
         self._ds = None
-        for p in (self.tmp, self.tmp.with_name(self.tmp.name + ".aux.xml")):
+        for p in (self.tmp, self._cog_tmp):
+            if p is not None:
+                self._remove(p)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        for p in (path, path.with_name(path.name + ".aux.xml"), path.with_name(path.name + ".msk")):
             try:
                 p.unlink()
             except FileNotFoundError:

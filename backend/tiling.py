@@ -1,13 +1,17 @@
 """Tiled, streamed super-resolution.
 
 ``plan_tiles`` cuts the processed region into core windows with margins;
-``super_resolve_tile`` is pure (a window and an array in, an array out), so
-tiles can run in any order or be handed to a distributed scheduler;
-``run_tiles`` streams them from a reader to a writer.
+``super_resolve_tile`` is pure (a window and an array in, an encoded array
+out), so tiles can run in any order, in batches, or on a distributed
+scheduler; ``run_tiles`` streams them from a reader thread through the
+engine to a writer thread, with bounded queues between them.
 """
 from __future__ import annotations
 
 import math
+import queue
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol, Sequence, Tuple
 
@@ -16,6 +20,7 @@ import numpy as np
 from .engine import FILL_ITERATIONS, Engine
 from .errors import Cancelled, SuperResError
 from .normalise import denormalise, fill_invalid, normalise, valid_mask
+from .torch_support import torch
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,21 @@ class Tile:
     margin: int = 0
 
 
+@dataclass
+class TileResult:
+    """A finished tile: encoded output values and the validity of its input pixels.
+
+    Attributes:
+        tile: the tile.
+        values: (C, h*s, w*s) in the output data type, nodata applied.
+        valid: (C, h, w) booleans, the core's input pixels that were valid.
+    """
+
+    tile: Tile
+    values: np.ndarray
+    valid: np.ndarray
+
+
 class Reader(Protocol):
     """What the pipeline needs from an input: windowed reads of the selected bands."""
 
@@ -60,7 +80,8 @@ class Writer(Protocol):
     """What the pipeline needs from an output: windowed writes of HR tiles."""
 
     def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
-        """Store (C, h, w) output values (and their validity) at the HR ``window``."""
+        """Store (C, h, w) output values at the HR ``window``; ``valid`` is the
+        (C, h/s, w/s) validity of the input pixels behind them."""
 
 
 def sample_shape(window: Window, max_pixels: int) -> Tuple[int, int]:
@@ -90,60 +111,283 @@ def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,
     return tiles
 
 
-def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray,
-                       nodata: Sequence) -> Tuple[np.ndarray, np.ndarray]:
-    """Super-resolve one tile: raw (C, h, w) values of ``tile.read`` in, core out.
+def tile_pads(tile: Tile, fixed: Optional[int] = None) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Mirror padding ((top, bottom), (left, right)) that completes ``tile.read``.
 
-    Returns the de-normalised float64 SR values of the core's HR window and
-    its validity mask (each LR pixel's validity repeated over its s x s block).
+    Where the margin was cut by the raster's edge, the data is mirrored so the
+    network sees image-like context instead of its zero padding (which darkens
+    borders and breaks one-pixel-thin rasters). Raster edges are the same for
+    every tiling, so tiled and one-piece results still agree. With ``fixed``
+    (a tile-dependent model), a short last tile is padded to the full size.
     """
-    s = engine.scale
-    valid = valid_mask(values, nodata)
-    norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
-    ox, oy = tile.core.x - tile.read.x, tile.core.y - tile.read.y
-    # Where the margin was cut by the raster's edge, mirror the data so the
-    # network sees image-like context instead of its zero padding (which
-    # darkens borders and breaks one-pixel-thin rasters). Raster edges are the
-    # same for every tiling, so tiled and one-piece results still agree.
     m, c, r = tile.margin, tile.core, tile.read
-    pads = ((0, 0), (max(0, m - oy), max(0, m - (r.y + r.h - c.y - c.h))),
-            (max(0, m - ox), max(0, m - (r.x + r.w - c.x - c.w))))
+    top, left = max(0, m - (c.y - r.y)), max(0, m - (c.x - r.x))
+    bottom = max(0, m - (r.y + r.h - c.y - c.h))
+    right = max(0, m - (r.x + r.w - c.x - c.w))
+    if fixed:
+        bottom += max(0, fixed - c.h)
+        right += max(0, fixed - c.w)
+    return (top, bottom), (left, right)
+
+
+def padded_shape(tile: Tile, fixed: Optional[int] = None) -> Tuple[int, int]:
+    """(h, w) of the network input for ``tile``: tiles of one shape can share a batch."""
+    (t, b), (l, r) = tile_pads(tile, fixed)
+    return tile.read.h + t + b, tile.read.w + l + r
+
+
+def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
+    """Super-resolve one tile: raw (C, h, w) values of ``tile.read`` in, encoded core out."""
+    return super_resolve_tiles(engine, [tile], [values])[0]
+
+
+def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile],
+                        values: Sequence[np.ndarray]) -> List[TileResult]:
+    """Super-resolve tiles of one padded shape as one batch; pure, like ``super_resolve_tile``.
+
+    On the device: validity, normalisation, nodata filling and padding; the
+    network and ISE on the whole batch; then de-normalisation and encoding to
+    the output type. Only raw values go to the device and encoded values
+    come back. Without torch (interpolation baselines) numpy does the same.
+    """
+    if torch is None:
+        return [_numpy_tile(engine, t, v) for t, v in zip(tiles, values)]
+    from . import device_ops as ops
+    low, span = engine.stats_tensors
+    xs, ms, valids = [], [], []
+    for tile, raw_np in zip(tiles, values):
+        raw = ops.to_device(raw_np, engine.device)
+        valid = ops.valid_mask(raw, engine.nodata)
+        norm = ops.fill_invalid(ops.normalise(raw, low, span, engine.compute), valid, FILL_ITERATIONS)
+        pads = tile_pads(tile, engine.fixed_tile)
+        xs.append(ops.symmetric_pad(norm, pads))
+        ms.append(ops.symmetric_pad(valid, pads))
+        valids.append(valid)
+    sr = engine.infer_batch(torch.stack(xs), torch.stack(ms))
+    s = engine.scale
+    results = []
+    for i, tile in enumerate(tiles):
+        c, r = tile.core, tile.read
+        (top, _), (left, _) = tile_pads(tile, engine.fixed_tile)
+        oy, ox = c.y - r.y + top, c.x - r.x + left
+        core = sr[i, :, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
+        core_valid = valids[i][:, c.y - r.y:c.y - r.y + c.h, c.x - r.x:c.x - r.x + c.w]
+        encoded = ops.encode(ops.denormalise(core, low, span, engine.compute),
+                             ops.upsample_mask(core_valid, s), engine.dtype, engine.nodata)
+        results.append(TileResult(tile, encoded, core_valid.cpu().numpy()))
+    return results
+
+
+def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
+    """The numpy path (no torch): the same steps, in float64 where they were."""
+    from .encoding import encode
+    s = engine.scale
+    valid = valid_mask(values, engine.nodata)
+    norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
+    pads = ((0, 0),) + tile_pads(tile, engine.fixed_tile)
     sr = engine.infer(np.pad(norm, pads, mode="symmetric"), np.pad(valid, pads, mode="symmetric"))
-    ox, oy = ox + pads[2][0], oy + pads[1][0]
-    sl = (slice(None), slice(oy * s, (oy + tile.core.h) * s), slice(ox * s, (ox + tile.core.w) * s))
+    c, r = tile.core, tile.read
+    oy, ox = c.y - r.y + pads[1][0], c.x - r.x + pads[2][0]
+    core = sr[:, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
     core_valid = valid[:, c.y - r.y:c.y - r.y + c.h, c.x - r.x:c.x - r.x + c.w]
     hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
-    return denormalise(sr[sl], engine.stats), hr_valid
+    return TileResult(tile, encode(denormalise(core, engine.stats), hr_valid, engine.dtype, engine.nodata),
+                      core_valid)
+
+
+# --- streaming -----------------------------------------------------------------------
+
+_DONE = object()
+
+
+class _Failed:
+    """An exception travelling through a queue to the thread that reports it."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _put(q: "queue.Queue", item, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first; True when it was put."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def read_tile(reader: Reader, tile: Tile, count: int) -> np.ndarray:
+    """``reader.read(tile.read)``, with an error naming the tile and its pixel window."""
+    try:
+        return reader.read(tile.read)
+    except SuperResError:
+        raise
+    except Exception as exc:
+        r = tile.read
+        raise SuperResError(
+            f"Could not read tile {tile.index + 1} of {count} (pixels x {r.x}-{r.x + r.w}, "
+            f"y {r.y}-{r.y + r.h}) of the input: {exc}") from None
+
+
+class Progress:
+    """Progress per tile, and an ETA line in the log about every tenth of the run.
+
+    ``report(done)`` calls ``progress(fraction)`` and, at most every few
+    seconds, logs tiles done, output megapixels per second and time left.
+    """
+
+    def __init__(self, tiles: Sequence[Tile], scale: int, progress=None, log=None,
+                 every_s: float = 10.0):
+        self.total = len(tiles)
+        self.pixels = [t.core.w * t.core.h * scale * scale for t in tiles]
+        self.all_pixels = float(sum(self.pixels)) or 1.0
+        self.progress, self.log = progress, log
+        self.start = time.perf_counter()
+        self.every_s, self.last_log = every_s, self.start
+        self.done_pixels = 0
+        self.next_fraction = 0.1
+
+    def report(self, done_tiles: Sequence[Tile]) -> None:
+        """Record finished tiles and tell the front end."""
+        for t in done_tiles:
+            self.done_pixels += self.pixels[t.index] if t.index < len(self.pixels) else 0
+        fraction = self.done_pixels / self.all_pixels
+        if self.progress is not None:
+            self.progress(min(1.0, fraction))
+        now = time.perf_counter()
+        if (self.log is not None and fraction < 1.0 and fraction >= self.next_fraction
+                and now - self.last_log >= self.every_s):
+            elapsed = now - self.start
+            rate = self.done_pixels / elapsed / 1e6
+            left = elapsed * (1 - fraction) / max(fraction, 1e-9)
+            self.log(f"{fraction * 100:.0f}% done ({rate:.2f} Mpx/s of output); about "
+                     f"{format_seconds(left)} left")
+            self.last_log = now
+            self.next_fraction = fraction + 0.1
+
+
+def format_seconds(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12 s``."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
 
 
 def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Engine,
-              encode: Callable[[np.ndarray, np.ndarray], np.ndarray],
               progress: Optional[Callable[[float], None]] = None,
               is_cancelled: Optional[Callable[[], bool]] = None,
-              log: Optional[Callable[[str], None]] = None) -> None:
+              log: Optional[Callable[[str], None]] = None, batch_size: int = 1,
+              queue_depth: int = 2) -> None:
     """Stream ``tiles`` through ``engine`` from ``reader`` to ``writer``.
 
-    ``encode(values, valid)`` turns SR floats into output-type values with
-    nodata applied. Cancellation is checked before every tile; a read error
-    is reported with the tile's location; a tile that runs out of (GPU)
-    memory is split in four and retried, which gives the same pixels.
+    A reader thread and a writer thread overlap I/O with compute, with at
+    most ``queue_depth`` tiles waiting on either side, so memory stays
+    bounded by the tile size. Up to ``batch_size`` tiles of one padded shape
+    go through the network together. Cancellation is checked before every
+    tile; a read error names the tile and its window; a batch or tile that
+    runs out of (GPU) memory is retried in smaller pieces, with the same pixels.
     """
-    for done, tile in enumerate(tiles):
-        if is_cancelled is not None and is_cancelled():
-            raise Cancelled(f"Cancelled before tile {done + 1} of {len(tiles)}.")
+    stop = threading.Event()
+    read_q: "queue.Queue" = queue.Queue(maxsize=max(1, queue_depth, batch_size))
+    write_q: "queue.Queue" = queue.Queue(maxsize=max(1, queue_depth))
+    errors: List[BaseException] = []
+    count = len(tiles)
+
+    def read_loop():
         try:
-            values = reader.read(tile.read)
-        except SuperResError:
-            raise
-        except Exception as exc:
-            raise SuperResError(
-                f"Could not read tile {done + 1} of {len(tiles)} (pixels x {tile.read.x}-"
-                f"{tile.read.x + tile.read.w}, y {tile.read.y}-{tile.read.y + tile.read.h}) "
-                f"of the input: {exc}") from None
-        for part, (sr, hr_valid) in _with_backoff(engine, tile, values, reader.nodata, log):
-            writer.write(part.out.scaled(engine.scale), encode(sr, hr_valid), hr_valid)
-        if progress is not None:
-            progress((done + 1) / len(tiles))
+            for tile in tiles:
+                if stop.is_set():
+                    return
+                if not _put(read_q, (tile, read_tile(reader, tile, count)), stop):
+                    return
+            _put(read_q, _DONE, stop)
+        except BaseException as exc:   # noqa: B902 - handed to the compute thread
+            _put(read_q, _Failed(exc), stop)
+
+    def write_loop():
+        while True:
+            item = write_q.get()
+            if item is _DONE:
+                return
+            if errors:
+                continue   # drain after a failure
+            try:
+                for res in item:
+                    writer.write(res.tile.out.scaled(engine.scale), res.values, res.valid)
+            except BaseException as exc:   # noqa: B902 - reported by the compute thread
+                errors.append(exc)
+                stop.set()
+
+    tracker = Progress(tiles, engine.scale, progress, log)
+    reader_thread = threading.Thread(target=read_loop, name="superres-read", daemon=True)
+    writer_thread = threading.Thread(target=write_loop, name="superres-write", daemon=True)
+    reader_thread.start()
+    writer_thread.start()
+    batch: List[Tuple[Tile, np.ndarray]] = []
+    done = 0
+
+    def flush_batch() -> None:
+        nonlocal batch, done
+        results = _run_batch(engine, batch, log)
+        if not _put(write_q, results, stop):
+            raise errors[0] if errors else Cancelled("Stopped.")
+        done += len(batch)
+        tracker.report([t for t, _ in batch])
+        batch = []
+
+    try:
+        while True:
+            if errors:
+                raise errors[0]
+            if is_cancelled is not None and is_cancelled():
+                raise Cancelled(f"Cancelled before tile {done + len(batch) + 1} of {count}.")
+            item = _get(read_q, stop, errors)
+            if isinstance(item, _Failed):
+                raise item.exc
+            if item is _DONE:
+                if batch:
+                    flush_batch()
+                break
+            if batch and padded_shape(item[0], engine.fixed_tile) != padded_shape(batch[0][0], engine.fixed_tile):
+                flush_batch()
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush_batch()
+        write_q.put(_DONE)
+        writer_thread.join()
+        if errors:
+            raise errors[0]
+    finally:
+        stop.set()
+        if writer_thread.is_alive():
+            _drain(write_q)
+            write_q.put(_DONE)
+            writer_thread.join()
+        _drain(read_q)
+        reader_thread.join()
+
+
+def _get(q: "queue.Queue", stop: threading.Event, errors: List[BaseException]):
+    """The next item, waking up to notice a writer failure."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if errors:
+                raise errors[0]
+
+
+def _drain(q: "queue.Queue") -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -167,15 +411,36 @@ def split_tile(tile: Tile) -> List[Tile]:
     return parts
 
 
-def _with_backoff(engine, tile, values, nodata, log):
+def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray]], log) -> List[TileResult]:
+    """One batch; out of memory, each tile on its own, then in quarters."""
     try:
-        return [(tile, super_resolve_tile(engine, tile, values, nodata))]
+        return super_resolve_tiles(engine, [t for t, _ in batch], [v for _, v in batch])
     except RuntimeError as exc:
-        if not is_out_of_memory(exc) or tile.core.w * tile.core.h <= 16:
+        if not is_out_of_memory(exc):
             raise
+    _free_device_memory(engine)
+    results = []
+    for tile, values in batch:
+        results += _with_backoff(engine, tile, values, log, retry=len(batch) > 1)
+    return results
+
+
+def _free_device_memory(engine: Engine) -> None:
     if engine.device.startswith("cuda"):
-        from .torch_support import torch
         torch.cuda.empty_cache()
+
+
+def _with_backoff(engine: Engine, tile: Tile, values: np.ndarray, log, retry: bool = False):
+    if retry:
+        try:
+            return [super_resolve_tile(engine, tile, values)]
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _free_device_memory(engine)
+    if tile.core.w * tile.core.h <= 16 or engine.fixed_tile:
+        raise SuperResError("Out of memory even on the smallest tile: use a smaller TILE_SIZE, "
+                            "fewer ISE iterations or the CPU.")
     if log is not None:
         log(f"Out of memory on a {tile.core.w} x {tile.core.h} px tile: retrying it in quarters "
             "(use a smaller TILE_SIZE to avoid this).")
@@ -183,5 +448,5 @@ def _with_backoff(engine, tile, values, nodata, log):
     for part in split_tile(tile):
         r = part.read
         sub = values[:, r.y - tile.read.y:r.y - tile.read.y + r.h, r.x - tile.read.x:r.x - tile.read.x + r.w]
-        results += _with_backoff(engine, part, sub, nodata, log)
+        results += _with_backoff(engine, part, sub, log, retry=True)
     return results

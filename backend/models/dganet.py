@@ -75,8 +75,12 @@ class DGANet(nn.Module):
         feat = self.head(x)
         feat = feat + self.body_conv(self.body(feat))
         out = self.tail(self.up(feat))
-        base = F.interpolate(x, scale_factor=self.upscale, mode="bilinear", align_corners=False)
-        return out + base
+        # The global residual stays float32 under bf16 autocast: in bf16 the
+        # base image itself would lose about 1/256 of the data range.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            base = F.interpolate(x.float(), scale_factor=self.upscale, mode="bilinear",
+                                 align_corners=False)
+            return out.float() + base
 
     def receptive_radius(self) -> int:
         """How many LR pixels beyond a tile can change its interior outputs.

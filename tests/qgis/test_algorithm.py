@@ -15,7 +15,7 @@ def test_provider_and_parameters_registered():
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
                      "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "WEIGHTS", "SELF_ENSEMBLE", "ZERO_COLLAR",
-                     "OUTPUT_MASK", "OUTPUT"]
+                     "OUTPUT_MASK", "PRECISION", "COG", "DASK_SCHEDULER", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
     assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]

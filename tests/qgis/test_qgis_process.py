@@ -17,7 +17,7 @@ def test_qgis_process_run(tmp_path):
                                   "MODEL=dganet", "SCALE=4", "ISE_ITERATIONS=2", f"OUTPUT={out}"],
                             timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Tiles: 1 of up to 256 px" in proc.stdout and "Device: cpu" in proc.stdout
+    assert "Tiles: 1 of up to 128 px" in proc.stdout and "Device: cpu" in proc.stdout
     ds = gdal.Open(str(out))
     assert (ds.RasterXSize, ds.RasterYSize) == (512, 512)
     # the same pixels as the backend library gives

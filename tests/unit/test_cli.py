@@ -27,7 +27,8 @@ def test_superresolve_same_pixels_as_library(tmp_path):
 def test_missing_input_is_one_clear_line(tmp_path):
     proc = cli("superresolve", tmp_path / "nope.tif", tmp_path / "o.tif", "--model", "bicubic")
     assert proc.returncode == 2
-    assert proc.stderr.startswith("Error: Cannot open") and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("Error: Input file") and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

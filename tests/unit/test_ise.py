@@ -46,12 +46,11 @@ def test_paper_bilinear_kernel_is_selectable():
 
 
 def test_margin_grows_with_iterations():
-    from backend.engine import build_engine
+    from backend.engine import build_engine, engine_config
     from backend.normalise import BandStats
-    from backend.registry import get_model
     stats = BandStats((0.0,), (1.0,))
-    e0 = build_engine(get_model("dganet"), 4, stats, 1, False, "cpu", 0)
-    e7 = build_engine(get_model("dganet"), 4, stats, 1, False, "cpu", 7)
+    e0 = build_engine(engine_config("dganet", 4, stats, 1, False, "uint16", device="cpu"))
+    e7 = build_engine(engine_config("dganet", 4, stats, 1, False, "uint16", device="cpu", ise_iterations=7))
     assert e0.safe_margin == e0.net.receptive_radius() + FILL_ITERATIONS
     assert e7.safe_margin - e0.safe_margin == 7 * ise_growth("bicubic")
     assert e7.ise_kernel == "bicubic"  # from the weights' recorded degradation

@@ -10,7 +10,7 @@ from helpers import LANDSAT, read
 def test_oom_backs_off_with_identical_output(tmp_path, monkeypatch):
     ref = tmp_path / "ref.tif"
     run_job(SuperResolveJob(str(LANDSAT), str(ref), "bicubic", 2, 3))
-    real = Engine.infer
+    real = Engine.infer_batch
     sizes = []
 
     def small_gpu(self, norm, valid=None):
@@ -19,7 +19,7 @@ def test_oom_backs_off_with_identical_output(tmp_path, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(self, norm, valid)
 
-    monkeypatch.setattr(Engine, "infer", small_gpu)
+    monkeypatch.setattr(Engine, "infer_batch", small_gpu)
     out, log = tmp_path / "oom.tif", []
     run_job(SuperResolveJob(str(LANDSAT), str(out), "bicubic", 2, 3), log=log.append)
     np.testing.assert_array_equal(read(out), read(ref))
