@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -85,6 +86,7 @@ class EngineConfig:
         pixel_size_m: ground pixel size, for the ``auto`` weight choice.
         self_ensemble: average the network over the 8 flips and rotations.
         precision: ``auto``, ``bf16`` or ``fp32``.
+        threads: CPU threads for torch; 0 uses every available core.
     """
 
     model: str
@@ -101,6 +103,7 @@ class EngineConfig:
     pixel_size_m: Optional[float] = None
     self_ensemble: bool = False
     precision: str = "auto"
+    threads: int = 0
 
 
 @dataclass
@@ -217,8 +220,8 @@ class Engine:
         with torch.inference_mode():
             sr = self._forward(x).float()
             if self.ise_iterations:
-                sr = ise(sr, x, self.scale, self.ise_iterations, self.ise_kernel,
-                         None if valid is None else valid.to(sr.dtype))
+                sr = ise_lr(sr, x, self.scale, self.ise_iterations, self.ise_kernel,
+                            None if valid is None else valid.to(sr.dtype))
         return sr.reshape(n, c, h * self.scale, w * self.scale)
 
     def infer(self, norm: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
@@ -287,6 +290,58 @@ def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None
     return sr
 
 
+@lru_cache(maxsize=None)
+def ise_lr_kernel(scale: int, kernel: str) -> Tuple[float, ...]:
+    """The 1-D taps of downsampling after upsampling (LR to LR), away from borders.
+
+    Both operators are separable and shift-invariant inside an image, so
+    their composition is one short symmetric filter per axis (7 taps for the
+    bicubic kernel, 3 for bilinear), computed from torch's own operators.
+    """
+    from .resample import torch_downsample, torch_upsample
+    n = 33
+    x = torch.zeros(1, 1, n, 8, dtype=torch.float64)
+    x[0, 0, n // 2] = 1
+    y = torch_downsample(torch_upsample(x, scale, KERNELS[kernel][2]), scale, kernel)[0, 0, :, 4]
+    nonzero = torch.nonzero(y.abs() > 1e-12).flatten()
+    r = int(max(n // 2 - int(nonzero.min()), int(nonzero.max()) - n // 2))
+    return tuple(float(v) for v in y[n // 2 - r:n // 2 + r + 1])
+
+
+def _filter_lr(x, taps: Tuple[float, ...]):
+    """Apply ``taps`` along both axes of (N, C, h, w) ``x`` (edges replicated)."""
+    import torch.nn.functional as F
+    r = (len(taps) - 1) // 2
+    h, w = x.shape[-2:]
+    p = F.pad(x, (r, r, r, r), mode="replicate")
+    y = sum(t * p[..., k:k + h, :] for k, t in enumerate(taps))
+    return sum(t * y[..., k:k + w] for k, t in enumerate(taps))
+
+
+def ise_lr(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None):
+    """``ise`` computed on the LR grid: the same result away from the tile's edges.
+
+    With e_k the LR error before iteration k, each iteration adds U(v e_k)
+    and, U and D being linear, e_(k+1) = e_k - D(U(v e_k)). D after U is one
+    short LR filter (``ise_lr_kernel``), so the iterations cost LR work; one
+    downsampling before and one upsampling after remain at HR. Where the
+    tile's edge clamps the operators the two forms differ, within
+    ``iterations * ise_growth`` of that edge: inside the margin, which is cropped.
+    """
+    from .resample import torch_downsample, torch_upsample
+    taps = ise_lr_kernel(scale, kernel)
+    e = lr - torch_downsample(sr, scale, kernel)
+    total = None
+    for k in range(iterations):
+        ve = e if valid is None else e * valid
+        total = ve if total is None else total + ve
+        if k < iterations - 1:
+            e = e - _filter_lr(ve, taps)
+    if total is None:
+        return sr
+    return sr + torch_upsample(total, scale, KERNELS[kernel][2])
+
+
 def engine_config(model: str, scale: int, stats: BandStats, n_bands: int, rgb: bool, dtype,
                   nodata: Sequence = (), **kw) -> EngineConfig:
     """An ``EngineConfig`` with the data type stored by name (so it pickles small)."""
@@ -312,8 +367,10 @@ def build_engine(config: EngineConfig) -> Engine:
     if config.ise_kernel is not None and config.ise_kernel not in KERNELS:
         raise SuperResError(f"Unknown ISE kernel '{config.ise_kernel}': use {', '.join(KERNELS)}.")
     common = dict(dtype=np.dtype(config.dtype), nodata=tuple(config.nodata))
-    if torch is not None and device == "cpu" and torch.get_num_threads() < available_cores():
-        torch.set_num_threads(available_cores())
+    if torch is not None and device == "cpu":
+        threads = config.threads or available_cores()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     if spec.kind == "interpolation":
         if config.ise_iterations:
             require_torch("ISE (ISE_ITERATIONS > 0)")

@@ -163,16 +163,20 @@ def memory_budget(device: str) -> int:
 
 @dataclass(frozen=True)
 class Tiling:
-    """How a run is cut: core tile size, margin and batch size."""
+    """How a run is cut: core tile size, margin, batch size, and the margin
+    dropped from tiles without nodata (its nodata-filling part)."""
 
     tile_size: int
     margin: int
     batch_size: int
+    trim: int = 0
 
     def overhead(self, region: Window) -> float:
-        """Extra pixels the margins make the network compute, as a fraction of the region."""
-        tiles = plan_tiles(region, region.x + region.w, region.y + region.h, self.tile_size, self.margin)
-        read = sum((t.core.w + 2 * self.margin) * (t.core.h + 2 * self.margin) for t in tiles)
+        """Extra pixels the margins make the network compute, as a fraction of the
+        region, for tiles without nodata (those with nodata have ``trim`` more)."""
+        m = self.margin - self.trim
+        tiles = plan_tiles(region, region.x + region.w, region.y + region.h, self.tile_size, m)
+        read = sum((t.core.w + 2 * m) * (t.core.h + 2 * m) for t in tiles)
         return read / float(region.w * region.h) - 1
 
 
@@ -185,23 +189,31 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
     fit the memory budget; on a GPU, as many tiles go in one batch as the
     budget holds.
     """
+    from .engine import FILL_ITERATIONS
     from .raster_io import BLOCK
     margin = engine.safe_margin if tile_overlap is None else tile_overlap
+    trim = FILL_ITERATIONS if tile_overlap is None else 0
     budget = memory_budget(engine.device)
+    longest = max(region.w, region.h)
     if engine.fixed_tile:
         size = engine.fixed_tile
     elif tile_size:
         size = tile_size
     else:
-        size = tile_size_for(engine, margin, budget, largest=max(region.w, region.h))
-        step = max(16, BLOCK // engine.scale)
-        if size < max(region.w, region.h):
-            size = max(step, size // step * step)
+        # sized for the usual tile, which has no nodata and the trimmed margin
+        size = tile_size_for(engine, margin - trim, budget, largest=longest)
+        if size < longest:
+            # as few tiles across as that size allows, made equal (no thin last tile),
+            # then rounded up to whole output blocks
+            step = max(16, BLOCK // engine.scale)
+            across = max(1, longest // size)
+            size = -(-longest // across)
+            size = -(-size // step) * step
     batch = 1
     if engine.device.startswith("cuda"):
         per_tile = engine.bytes_per_lr_pixel() * (size + 2 * margin) ** 2
         batch = int(max(1, min(MAX_BATCH, budget // max(per_tile, 1))))
-    return Tiling(size, margin, batch)
+    return Tiling(size, margin, batch, trim)
 
 
 def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype, spec, scale: int,
@@ -228,7 +240,8 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
         run_tiles_dask(dask, config, input_path, list(bands or []), reader.nodata, writer, tiles,
                        tiling, progress, is_cancelled, log)
     else:
-        run_tiles(reader, writer, tiles, engine, progress, is_cancelled, log, tiling.batch_size)
+        run_tiles(reader, writer, tiles, engine, progress, is_cancelled, log, tiling.batch_size,
+                  trim=tiling.trim)
     return engine, tiling, len(tiles)
 
 
