@@ -164,14 +164,21 @@ def get_model(name: str) -> ModelSpec:
 
 
 def check_scale(spec: ModelSpec, scale: int) -> None:
-    """Fail at once when ``spec`` has no weights (or no support) for ``scale``."""
+    """Fail at once when ``spec`` has no weights (or no support) for ``scale``.
+
+    The message names the scales this model has and the models that have
+    weights at ``scale``: it is read inside QGIS too, so it names no tools.
+    """
     available = spec.available_scales()
     if scale not in available:
         have = ", ".join(f"x{s}" for s in available) or "none"
-        raise SuperResError(
-            f"Model '{spec.name}' has no weights for x{scale}; it has: {have}. "
-            f"Pick one of those scales, another model, or train x{scale} with "
-            f"`make train MODEL={spec.name} SCALE={scale}`.")
+        networks = [m.name for m in MODELS if m.kind == "network" and scale in m.available_scales()]
+        baselines = ", ".join(m.name for m in MODELS if m.kind != "network")
+        at_scale = (f"At x{scale}, {', '.join(networks)} {'has' if len(networks) == 1 else 'have'} "
+                    f"weights, and the baselines {baselines} run at any scale."
+                    if networks else f"No network has x{scale} weights; the baselines {baselines} "
+                                     "run at any scale.")
+        raise SuperResError(f"Model '{spec.name}' has no weights for x{scale}; it has: {have}. {at_scale}")
 
 
 def markdown_table() -> str:
@@ -209,7 +216,8 @@ def choose_weight_set(available: Tuple[str, ...], pixel_size_m: Optional[float],
     best = min(sets, key=distance)
     size = f"{pixel_size_m:g} m" if pixel_size_m else "unknown pixel size"
     return best.name, (f"weights '{best.name}' ({best.title}) chosen for the input's {size}, {dtype}; "
-                       "set WEIGHTS to override")
+                       "choose another weight set to override it "
+                       "(WEIGHTS in QGIS, --weights on the command line)")
 
 
 def resolve_weight_set(spec: ModelSpec, scale: int, weights: Optional[str],
@@ -226,5 +234,6 @@ def resolve_weight_set(spec: ModelSpec, scale: int, weights: Optional[str],
     chosen = get_weight_set(weights).name
     if chosen not in available:
         raise SuperResError(f"Model '{spec.name}' x{scale} has no '{chosen}' weights; it has: "
-                            f"{', '.join(available) or 'none'}. Set WEIGHTS to one of those or auto.")
+                            f"{', '.join(available) or 'none'}. Choose one of those or auto "
+                            "(WEIGHTS in QGIS, --weights on the command line).")
     return chosen, f"weights '{chosen}' ({get_weight_set(chosen).title}), as asked"

@@ -50,7 +50,7 @@ def read_metadata(path) -> Dict[str, str]:
     """The metadata of a safetensors file, or a clear error if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise SuperResError(f"Weights file not found: {path}. Run `make train` or reinstall the plugin.")
+        raise SuperResError(f"Weights file not found: {path}. Reinstall the plugin.")
     size = path.stat().st_size
     if size > MAX_BYTES or size < 16:
         raise SuperResError(f"Weights file {path.name} has an implausible size ({size} bytes): "
