@@ -1,4 +1,6 @@
 """`qgis_process run superres:superresolve` in a subprocess, with the plugin in a temporary profile."""
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -7,11 +9,20 @@ from osgeo import gdal
 from helpers import LANDSAT, ROOT, read
 
 sys.path.insert(0, str(ROOT / "tools"))
-from qgis_profile import run_qgis_process, temporary_config  # noqa: E402
+from qgis_profile import qgis_process_env, run_qgis_process, temporary_config  # noqa: E402
 
 
-def test_qgis_process_run(tmp_path):
-    cfg = temporary_config(tmp_path / "cfg")
+def test_make_install_then_qgis_process_runs_dganet_without_pythonpath(tmp_path):
+    # what `make install` runs, into a fresh profile; qgis_process then gets no PYTHONPATH
+    cfg = tmp_path / "cfg"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["QGIS_PROFILE_DIR"] = str(cfg / "profiles" / "default")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "install_plugin.py")], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (cfg / "profiles" / "default" / "python" / "plugins" / "raster_super_resolution" / "LICENSE").is_file()
+    assert "PyTorch: " in done.stdout and "points at" in done.stdout
+    assert "PYTHONPATH" not in qgis_process_env(cfg)
     out = tmp_path / "qp.tif"
     proc = run_qgis_process(cfg, ["run", "superres:superresolve", "--", f"INPUT={LANDSAT}",
                                   "MODEL=dganet", "SCALE=4", "ISE_ITERATIONS=2", f"OUTPUT={out}"],
