@@ -67,6 +67,8 @@ class ModelSpec:
         resample_mode: interpolation mode (interpolation models only).
         build: ``build(bands, scale) -> torch.nn.Module`` (networks only).
         reference: the paper section it follows.
+        ablation: an ablation arm, kept for comparison: the repository and
+            ``make install`` have its weights, the plugin zip does not.
     """
 
     name: str
@@ -78,6 +80,7 @@ class ModelSpec:
     resample_mode: Optional[str] = None
     build: Optional[Callable] = field(default=None, compare=False, repr=False)
     reference: str = ""
+    ablation: bool = False
 
     @property
     def needs_torch(self) -> bool:
@@ -128,18 +131,19 @@ MODELS: Tuple[ModelSpec, ...] = (
     # another loss at the same budget. Aerial x4 only.
     ModelSpec("edsr", "EDSR (same network, L1 loss)",
               "The DGANet network trained with L1 only (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 000, Table 4 (EDSR row)"),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, Table 4 (EDSR row)", ablation=True),
     ModelSpec("dganet_l2", "DGANet network, L2 loss",
               "The DGANet network trained with L2 (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 2 (ablation)"),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 2 (ablation)", ablation=True),
     ModelSpec("dganet_sg", "DGANet network, second-order gradient loss",
               "The DGANet network trained with L1 + SG (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 003, eq. 5-7"),
+              sets=("aerial",), build=_build_dganet, reference="seed 003, eq. 5-7", ablation=True),
     # The gradient-aware arm at the ablation's budget: the shipped dganet
     # trains longer, so comparing it with the other arms would not be fair.
     ModelSpec("dganet_ga", "DGANet at the ablation budget",
               "The DGANet recipe stopped at the ablation's budget of 848 steps (ablation)", "network",
-              scales=(4,), sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 3-6 (ablation)"),
+              scales=(4,), sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 3-6 (ablation)",
+              ablation=True),
     # The issue's remedy where the paper's network saturates: the same design
     # and loss, deeper. Not the paper's model; it never replaces dganet.
     ModelSpec("dganet_large", "DGANet-L (larger variant, 16 ResBlocks; not in the paper)",

@@ -77,6 +77,14 @@ def install(profile_dir: Path, link: bool = False, torch_from: Optional[Path] = 
                 shutil.copytree(src, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             elif src.is_file():
                 shutil.copy2(src, target / name)
+    enable(profile_dir)
+    if torch_from is not None:
+        link_site_packages(profile_dir, torch_from)
+    return target
+
+
+def enable(profile_dir: Path) -> None:
+    """Mark the plugin enabled in ``profile_dir``'s QGIS3.ini, as the Plugin Manager does."""
     ini_path = profile_dir / "QGIS" / "QGIS3.ini"
     ini_path.parent.mkdir(parents=True, exist_ok=True)
     ini = configparser.RawConfigParser()
@@ -88,9 +96,6 @@ def install(profile_dir: Path, link: bool = False, torch_from: Optional[Path] = 
     ini.set("PythonPlugins", PLUGIN_NAME, "true")
     with open(ini_path, "w") as f:
         ini.write(f, space_around_delimiters=False)
-    if torch_from is not None:
-        link_site_packages(profile_dir, torch_from)
-    return target
 
 
 def temporary_config(config_dir: Path) -> Path:

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 from osgeo import gdal
@@ -47,3 +48,33 @@ def test_qgis_process_bad_parameter_is_clear(tmp_path):
     assert proc.returncode != 0
     assert "no CUDA GPU" in proc.stdout + proc.stderr
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_plugin_zip_installs_into_a_clean_profile_and_runs_dganet(tmp_path):
+    from helpers import AERIAL
+    from qgis_profile import PLUGIN_NAME, enable, link_site_packages, torch_site_packages
+    package = tmp_path / "plugin.zip"
+    built = subprocess.run([sys.executable, str(ROOT / "tools" / "package.py"), "--out", str(package)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    # what "Install from ZIP" does: unpack into the profile's plugins folder and enable it;
+    # torch comes from the plugin's own package folder, as the installer or make install leave it
+    cfg = tmp_path / "cfg"
+    profile = cfg / "profiles" / "default"
+    zipfile.ZipFile(package).extractall(profile / "python" / "plugins")
+    enable(profile)
+    link_site_packages(profile, torch_site_packages())
+    out = tmp_path / "zip.tif"
+    proc = run_qgis_process(cfg, ["run", "superres:superresolve", "--", f"INPUT={AERIAL}", "MODEL=dganet",
+                                  "SCALE=4", "ISE_ITERATIONS=0", f"OUTPUT={out}"], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Model dganet x4 (dganet_x4_aerial.safetensors, one RGB pass)" in proc.stdout
+    assert (profile / "python" / "plugins" / PLUGIN_NAME / "LICENSE").is_file()
+    # float16-stored weights: within a grey level of the repository's float32 weights
+    sys.path.insert(0, str(ROOT))
+    from backend.job import SuperResolveJob, run_job
+    ref = tmp_path / "ref.tif"
+    run_job(SuperResolveJob(str(AERIAL), str(ref), "dganet", 4, 0))
+    diff = np.abs(read(out).astype(int) - read(ref).astype(int))
+    assert read(out).shape == (3, 512, 512) and diff.max() <= 1, (diff.max(), diff.mean())
+    assert 0 < (diff > 0).mean() < 0.02   # really the converted weights (0.5 % of pixels move by 1)
