@@ -19,7 +19,8 @@ class SuperResolveDialog(BASE, FORM):
         self.setupUi(self)
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         for spec in MODELS:
-            self.model_combo.addItem(spec.title, spec.name)
+            if spec.available_scales():   # the zip leaves the ablation arms' weights out
+                self.model_combo.addItem(spec.title, spec.name)
         for scale in SCALES:
             self.scale_combo.addItem(f"×{scale}", scale)
         self.scale_combo.setCurrentIndex(SCALES.index("4"))

@@ -54,7 +54,7 @@ def test_cancelled_task_adds_nothing(tmp_path, package):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gui_action_and_dialog(qgis_iface, package):
+def test_gui_action_and_dialog(qgis_iface, package, monkeypatch):
     plugin = package.classFactory(qgis_iface)
     plugin.initGui()
     try:
@@ -63,6 +63,16 @@ def test_gui_action_and_dialog(qgis_iface, package):
                                                       "Copy diagnostics"]
         dialog_mod = import_module(package.__name__ + ".ui.superresolve_dialog")
         dialog = dialog_mod.SuperResolveDialog()
+        models = [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())]
+        assert models[:4] == ["dganet", "bicubic", "bilinear", "nearest"] and "edsr" in models
+        # a model without weights (the ablation arms, in the plugin zip) is not offered
+        spec_type = type(import_module(package.__name__ + ".backend.registry").get_model("edsr"))
+        with_weights = spec_type.available_scales
+        monkeypatch.setattr(spec_type, "available_scales",
+                            lambda self: () if self.name == "edsr" else with_weights(self))
+        dialog = dialog_mod.SuperResolveDialog()
+        assert [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())] == \
+            [m for m in models if m != "edsr"]
         dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
         dialog.scale_combo.setCurrentIndex(dialog.scale_combo.findData("2"))
         dialog.ise_spin.setValue(7)
