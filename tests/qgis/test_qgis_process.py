@@ -1,43 +1,18 @@
-"""`qgis_process run superres:superresolve` in a subprocess, with the plugin in a temporary profile."""
-import os
+"""`qgis_process run superres:superresolve` in a subprocess, with the plugin in a temporary profile.
+
+`make install` into a fresh default profile, then qgis_process running dganet
+with no PYTHONPATH, is tests/qgis/test_readme.py (the README's own commands).
+"""
 import subprocess
 import sys
 import zipfile
 
 import numpy as np
-from osgeo import gdal
 
 from helpers import LANDSAT, ROOT, read
 
 sys.path.insert(0, str(ROOT / "tools"))
-from qgis_profile import qgis_process_env, run_qgis_process, temporary_config  # noqa: E402
-
-
-def test_make_install_then_qgis_process_runs_dganet_without_pythonpath(tmp_path):
-    # what `make install` runs, into a fresh profile; qgis_process then gets no PYTHONPATH
-    cfg = tmp_path / "cfg"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["QGIS_PROFILE_DIR"] = str(cfg / "profiles" / "default")
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "install_plugin.py")], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert (cfg / "profiles" / "default" / "python" / "plugins" / "raster_super_resolution" / "LICENSE").is_file()
-    assert "PyTorch: " in done.stdout and "points at" in done.stdout
-    assert "PYTHONPATH" not in qgis_process_env(cfg)
-    out = tmp_path / "qp.tif"
-    proc = run_qgis_process(cfg, ["run", "superres:superresolve", "--", f"INPUT={LANDSAT}",
-                                  "MODEL=dganet", "SCALE=4", "ISE_ITERATIONS=2", f"OUTPUT={out}"],
-                            timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Tiles: 1 of up to 256 px" in proc.stdout and "Device: cpu" in proc.stdout
-    ds = gdal.Open(str(out))
-    assert (ds.RasterXSize, ds.RasterYSize) == (512, 512)
-    # the same pixels as the backend library gives
-    sys.path.insert(0, str(ROOT))
-    from backend.job import SuperResolveJob, run_job
-    ref = tmp_path / "ref.tif"
-    run_job(SuperResolveJob(str(LANDSAT), str(ref), "dganet", 4, 2))
-    np.testing.assert_array_equal(read(out), read(ref))
+from qgis_profile import run_qgis_process, temporary_config  # noqa: E402
 
 
 def test_qgis_process_bad_parameter_is_clear(tmp_path):
