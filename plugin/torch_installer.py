@@ -64,7 +64,7 @@ def variants(platform: str = sys.platform) -> List[Variant]:
     """
     req = ("safetensors",)
     if platform.startswith("linux") or platform == "win32":
-        cpu = Variant("cpu", "CPU only: PyTorch's CPU build (download.pytorch.org)", "about 200 MB to download",
+        cpu = Variant("cpu", "CPU only: PyTorch's CPU build", "about 200 MB to download",
                       (f"torch=={TORCH_VERSION}+cpu",) + req,
                       ("--index-url", CPU_INDEX, "--extra-index-url", PYPI_INDEX))
     else:
@@ -72,8 +72,7 @@ def variants(platform: str = sys.platform) -> List[Variant]:
                       (f"torch=={TORCH_VERSION}",) + req)
     found = [cpu]
     if platform.startswith("linux"):
-        found.append(Variant("pypi", "NVIDIA GPU: PyPI's default build, with CUDA",
-                             "about 3 GB to download (torch and NVIDIA's CUDA libraries)",
+        found.append(Variant("pypi", "NVIDIA GPU: PyPI's CUDA build", "about 3 GB to download",
                              (f"torch=={TORCH_VERSION}",) + req))
     return found
 

@@ -13,8 +13,8 @@ from ..plugin.torch_env import deps_dir
 FORM, BASE = uic.loadUiType(str(Path(__file__).with_suffix(".ui")))
 
 INTRO = (
-    "<p>The networks (dganet and the others) need <b>PyTorch</b>, which the Python inside QGIS does "
-    "not have. The interpolation baselines (bicubic, bilinear, nearest) run without it.</p>"
+    "<p>The networks (dganet and the others) need <b>PyTorch</b>; the interpolation baselines "
+    "(bicubic, bilinear, nearest) run without it.</p>"
     "<p>This installs PyTorch and safetensors with pip into a folder this plugin owns in your QGIS "
     "profile; QGIS's own Python is not changed, and its numpy is kept. Choose the CPU build unless "
     "this computer has an NVIDIA GPU. You may instead install PyTorch into QGIS's own Python "
@@ -40,7 +40,7 @@ class TorchInstallDialog(BASE, FORM):
         self.radios = {}
         default = ti.default_variant()
         for i, variant in enumerate(ti.variants()):
-            radio = QRadioButton(f"{variant.title} ({variant.size})")
+            radio = QRadioButton(f"{variant.title}, {variant.size}")
             radio.setChecked(variant.key == default)
             self.choices_layout.insertWidget(i, radio)
             self.group.addButton(radio)
@@ -48,6 +48,9 @@ class TorchInstallDialog(BASE, FORM):
         self.group.addButton(self.folder_radio)
         self.folder_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.target_label.setText(f"Into: {self.target}")
+        from ..backend import torch_support as ts
+        self.status_label.setText(f"PyTorch {ts.torch.__version__} is already importable." if ts.TORCH_AVAILABLE
+                                  else f"PyTorch is not installed ({ts.TORCH_IMPORT_ERROR}).")
         self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ActionRole)
         self.install_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
