@@ -61,3 +61,11 @@ def test_train_recipes_without_a_matching_recipe_is_an_error():
     assert proc.stderr.startswith("Error: No recipe matches --model edsr --scale 2.")
     assert "edsr_x4_aerial" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_output_folder_is_one_line_on_the_command_line(tmp_path):
+    # qgis_process shows a refused run three times; that is QGIS 3.22's own logging (see README)
+    from helpers import AERIAL
+    proc = cli("superresolve", AERIAL, tmp_path / "missing" / "o.tif", "--model", "bicubic", "--scale", "2")
+    assert proc.returncode == 2 and proc.stderr.count("does not exist") == 1
+    assert len(proc.stderr.strip().splitlines()) == 1
