@@ -65,6 +65,13 @@ def test_gui_action_and_dialog(qgis_iface, package, monkeypatch):
         dialog = dialog_mod.SuperResolveDialog()
         models = [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())]
         assert models[:4] == ["dganet", "bicubic", "bilinear", "nearest"] and "edsr" in models
+        # only the scales a model has weights for: edsr has x4 only, the baselines all three
+        scales = lambda: [dialog.scale_combo.itemData(i) for i in range(dialog.scale_combo.count())]  # noqa: E731
+        assert dialog.scale_combo.currentData() == "4"
+        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("edsr"))
+        assert scales() == ["4"]
+        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
+        assert scales() == ["2", "4", "8"] and dialog.scale_combo.currentData() == "4"
         # a model without weights (the ablation arms, in the plugin zip) is not offered
         spec_type = type(import_module(package.__name__ + ".backend.registry").get_model("edsr"))
         with_weights = spec_type.available_scales
