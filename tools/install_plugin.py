@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qgis_profile import deps_dir, install, torch_site_packages  # noqa: E402
+from qgis_profile import install, torch_site_packages  # noqa: E402
+from plugin.torch_env import deps_dir  # noqa: E402  (qgis_profile put the source folder on sys.path)
 
 profile = Path(os.environ.get("QGIS_PROFILE_DIR",
                               Path.home() / ".local/share/QGIS/QGIS3/profiles/default"))

@@ -17,7 +17,8 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from plugin.torch_env import deps_dir, link_site_packages  # noqa: E402
+from plugin.torch_env import link_site_packages  # noqa: E402
+
 PLUGIN_NAME = "raster_super_resolution"
 #: What a user's plugin folder needs; tests, tools and caches stay out.
 SHIPPED = ("__init__.py", "metadata.txt", "README.md", "LICENSE", "backend", "plugin",
