@@ -34,6 +34,7 @@ def build_wheel(folder, name, version, code):
 
 
 def run_dialog(package, profile, folder, timeout=180):
+    """Open the installer on ``profile``, install from ``folder``, and wait until pip is done."""
     dialog = import_module(package.__name__ + ".ui.torch_install_dialog").TorchInstallDialog(profile=profile)
     dialog.folder_radio.setChecked(True)
     dialog.folder_widget.setFilePath(str(folder))
