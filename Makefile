@@ -41,8 +41,8 @@ test: setup
 install: setup
 	$(PY) tools/install_plugin.py
 
-package:
-	$(SYS_PYTHON) tools/package.py
+package: setup
+	$(PY) tools/package.py
 
 data:
 	$(SYS_PYTHON) tools/fetch_data.py

@@ -25,6 +25,19 @@ def _bands(text: str) -> List[int]:
         raise argparse.ArgumentTypeError("bands are comma-separated band numbers, e.g. 1,2,3") from None
 
 
+def _counts(text: str) -> List[int]:
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("ISE counts are comma-separated integers, e.g. 0,5") from None
+
+
+def _writable(path: Optional[str], flag: str) -> None:
+    """Refuse before any work when ``path``'s folder is missing."""
+    if path and not Path(path).resolve().parent.is_dir():
+        raise SuperResError(f"{flag}: the folder '{Path(path).resolve().parent}' does not exist.")
+
+
 def _extent(text: str):
     try:
         vals = [float(v) for v in text.split(",")]
@@ -73,12 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("hr")
     ev.add_argument("--scale", type=int, choices=(2, 4, 8), default=4)
     ev.add_argument("--models", default="bicubic,dganet")
-    ev.add_argument("--ise", default="0", help="comma-separated ISE iteration counts")
+    ev.add_argument("--ise", type=_counts, default=[0], help="comma-separated ISE iteration counts")
     ev.add_argument("--bands", type=_bands, default=None)
     ev.add_argument("--window", type=_bands, default=None, help="x,y,w,h pixel window of the HR raster")
     ev.add_argument("--lr", default=None, help="a real LR raster of the same place (instead of degrading)")
     ev.add_argument("--weights", choices=["auto"] + [w.name for w in WEIGHT_SETS], default="auto")
     ev.add_argument("--rgb", action="store_true", help="treat the three selected bands as R, G, B")
+    ev.add_argument("--html", default=None, help="also write the report, with the metric definitions, as HTML")
+    ev.add_argument("--csv", default=None, help="also write the table as CSV")
 
     sub.add_parser("models", help="list the models (markdown table)")
 
@@ -170,21 +185,34 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "models":
             print(markdown_table())
         elif args.command == "evaluate":
-            from .evaluate import evaluate_file, format_table
-            rows = evaluate_file(args.hr, args.scale, args.models.split(","),
-                                 [int(n) for n in args.ise.split(",")], args.bands, args.window,
-                                 lr_path=args.lr, weights=args.weights, rgb=True if args.rgb else None)
+            from .evaluate import evaluate_file, format_table, write_csv, write_html
+            _writable(args.html, "--html")
+            _writable(args.csv, "--csv")
+            rows = evaluate_file(args.hr, args.scale, args.models.split(","), args.ise, args.bands,
+                                 args.window, lr_path=args.lr, weights=args.weights,
+                                 rgb=True if args.rgb else None)
             print(format_table(rows))
+            if args.html:
+                write_html(rows, args.html, f"Super-resolution x{args.scale} on {Path(args.hr).name}")
+                print(f"Wrote {args.html}")
+            if args.csv:
+                write_csv(rows, args.csv)
+                print(f"Wrote {args.csv}")
         elif args.command == "train":
             _train_one(args)
         elif args.command == "train-recipes":
             from .recipes import RECIPES
-            for r in RECIPES:
-                if (args.model in (None, r.model)) and (args.scale in (None, r.scale)) \
-                        and (args.weights in (None, r.weights)):
-                    _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
-                                                  data=args.data, out=None, run_dir=None, device="auto",
-                                                  threads=None, steps=None, max_minutes=None))
+            chosen = [r for r in RECIPES if (args.model in (None, r.model)) and (args.scale in (None, r.scale))
+                      and (args.weights in (None, r.weights))]
+            if not chosen:
+                asked = " ".join(f"--{k} {v}" for k, v in (("model", args.model), ("scale", args.scale),
+                                                          ("weights", args.weights)) if v is not None)
+                raise SuperResError(f"No recipe matches {asked}. The recipes are: "
+                                    f"{', '.join(r.name for r in RECIPES)} (backend/recipes.py).")
+            for r in chosen:
+                _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
+                                              data=args.data, out=None, run_dir=None, device="auto",
+                                              threads=None, steps=None, max_minutes=None))
         return 0
     except Cancelled as exc:
         print(f"Cancelled: {exc}", file=sys.stderr)

@@ -67,6 +67,8 @@ class ModelSpec:
         resample_mode: interpolation mode (interpolation models only).
         build: ``build(bands, scale) -> torch.nn.Module`` (networks only).
         reference: the paper section it follows.
+        ablation: an ablation arm, kept for comparison: the repository and
+            ``make install`` have its weights, the plugin zip does not.
     """
 
     name: str
@@ -78,6 +80,7 @@ class ModelSpec:
     resample_mode: Optional[str] = None
     build: Optional[Callable] = field(default=None, compare=False, repr=False)
     reference: str = ""
+    ablation: bool = False
 
     @property
     def needs_torch(self) -> bool:
@@ -128,18 +131,19 @@ MODELS: Tuple[ModelSpec, ...] = (
     # another loss at the same budget. Aerial x4 only.
     ModelSpec("edsr", "EDSR (same network, L1 loss)",
               "The DGANet network trained with L1 only (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 000, Table 4 (EDSR row)"),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, Table 4 (EDSR row)", ablation=True),
     ModelSpec("dganet_l2", "DGANet network, L2 loss",
               "The DGANet network trained with L2 (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 2 (ablation)"),
+              sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 2 (ablation)", ablation=True),
     ModelSpec("dganet_sg", "DGANet network, second-order gradient loss",
               "The DGANet network trained with L1 + SG (ablation)", "network", scales=(4,),
-              sets=("aerial",), build=_build_dganet, reference="seed 003, eq. 5-7"),
+              sets=("aerial",), build=_build_dganet, reference="seed 003, eq. 5-7", ablation=True),
     # The gradient-aware arm at the ablation's budget: the shipped dganet
     # trains longer, so comparing it with the other arms would not be fair.
     ModelSpec("dganet_ga", "DGANet at the ablation budget",
               "The DGANet recipe stopped at the ablation's budget of 848 steps (ablation)", "network",
-              scales=(4,), sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 3-6 (ablation)"),
+              scales=(4,), sets=("aerial",), build=_build_dganet, reference="seed 000, eq. 3-6 (ablation)",
+              ablation=True),
     # The issue's remedy where the paper's network saturates: the same design
     # and loss, deeper. Not the paper's model; it never replaces dganet.
     ModelSpec("dganet_large", "DGANet-L (larger variant, 16 ResBlocks; not in the paper)",
@@ -164,14 +168,21 @@ def get_model(name: str) -> ModelSpec:
 
 
 def check_scale(spec: ModelSpec, scale: int) -> None:
-    """Fail at once when ``spec`` has no weights (or no support) for ``scale``."""
+    """Fail at once when ``spec`` has no weights (or no support) for ``scale``.
+
+    The message names the scales this model has and the models that have
+    weights at ``scale``: it is read inside QGIS too, so it names no tools.
+    """
     available = spec.available_scales()
     if scale not in available:
         have = ", ".join(f"x{s}" for s in available) or "none"
-        raise SuperResError(
-            f"Model '{spec.name}' has no weights for x{scale}; it has: {have}. "
-            f"Pick one of those scales, another model, or train x{scale} with "
-            f"`make train MODEL={spec.name} SCALE={scale}`.")
+        networks = [m.name for m in MODELS if m.kind == "network" and scale in m.available_scales()]
+        baselines = ", ".join(m.name for m in MODELS if m.kind != "network")
+        at_scale = (f"At x{scale}, {', '.join(networks)} {'has' if len(networks) == 1 else 'have'} "
+                    f"weights, and the baselines {baselines} run at any scale."
+                    if networks else f"No network has x{scale} weights; the baselines {baselines} "
+                                     "run at any scale.")
+        raise SuperResError(f"Model '{spec.name}' has no weights for x{scale}; it has: {have}. {at_scale}")
 
 
 def markdown_table() -> str:
@@ -209,7 +220,8 @@ def choose_weight_set(available: Tuple[str, ...], pixel_size_m: Optional[float],
     best = min(sets, key=distance)
     size = f"{pixel_size_m:g} m" if pixel_size_m else "unknown pixel size"
     return best.name, (f"weights '{best.name}' ({best.title}) chosen for the input's {size}, {dtype}; "
-                       "set WEIGHTS to override")
+                       "choose another weight set to override it "
+                       "(WEIGHTS in QGIS, --weights on the command line)")
 
 
 def resolve_weight_set(spec: ModelSpec, scale: int, weights: Optional[str],
@@ -226,5 +238,6 @@ def resolve_weight_set(spec: ModelSpec, scale: int, weights: Optional[str],
     chosen = get_weight_set(weights).name
     if chosen not in available:
         raise SuperResError(f"Model '{spec.name}' x{scale} has no '{chosen}' weights; it has: "
-                            f"{', '.join(available) or 'none'}. Set WEIGHTS to one of those or auto.")
+                            f"{', '.join(available) or 'none'}. Choose one of those or auto "
+                            "(WEIGHTS in QGIS, --weights on the command line).")
     return chosen, f"weights '{chosen}' ({get_weight_set(chosen).title}), as asked"

@@ -12,17 +12,26 @@ except Exception as exc:  # ImportError, or a broken install raising OSError
     TORCH_AVAILABLE = False
     TORCH_IMPORT_ERROR = str(exc)
 
-TORCH_FIX = (
-    "Install PyTorch into the Python that QGIS uses, e.g. run `make setup` in the plugin "
-    "folder or `python3 -m pip install torch safetensors`"
+#: How to get PyTorch, in the words of the front end in use; the QGIS plugin
+#: replaces this command-line default with its own (``set_install_hint``).
+INSTALL_HINT = (
+    "Install it into the Python that runs this command: `make setup` in the source folder builds "
+    ".venv with it; in another virtual environment, pip install torch safetensors "
+    "--extra-index-url https://download.pytorch.org/whl/cpu (the CPU build, about 190 MB)"
 )
+
+
+def set_install_hint(text: str) -> None:
+    """Make ``require_torch``'s errors name ``text`` as the way to install PyTorch."""
+    global INSTALL_HINT
+    INSTALL_HINT = text
 
 
 def require_torch(what: str):
     """Return the torch module, or raise a clear error naming ``what`` needs it."""
     if not TORCH_AVAILABLE:
         raise SuperResError(
-            f"{what} needs PyTorch, which cannot be imported ({TORCH_IMPORT_ERROR}). {TORCH_FIX}."
+            f"{what} needs PyTorch, which cannot be imported ({TORCH_IMPORT_ERROR}). {INSTALL_HINT}."
         )
     return torch
 

@@ -1,8 +1,8 @@
-"""The plugin class: registers the provider and adds the menu/toolbar action."""
+"""The plugin class: registers the provider and adds the menu/toolbar actions."""
 
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+from qgis.PyQt.QtWidgets import QAction, QPushButton
 
 from ..processing_provider.provider import ICON, SuperResProvider
 
@@ -15,6 +15,7 @@ class SuperResPlugin:
     def __init__(self, iface):
         self.iface = iface
         self.provider = None
+        self.actions = []
         self.action = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
@@ -24,19 +25,30 @@ class SuperResPlugin:
         self.provider = provider if QgsApplication.processingRegistry().addProvider(provider) else None
 
     def initGui(self):  # noqa: N802
-        """Register the provider, then add the "Super-resolve layer..." action."""
+        """Register the provider, add the actions, and offer the installer if torch is missing."""
         self.initProcessing()
-        self.action = QAction(QIcon(ICON), "Super-resolve layer…", self.iface.mainWindow())
+        parent = self.iface.mainWindow()
+        self.action = QAction(QIcon(ICON), "Super-resolve layer…", parent)
         self.action.triggered.connect(self.show_dialog)
-        self.iface.addPluginToRasterMenu(MENU, self.action)
+        install = QAction("Install PyTorch…", parent)
+        install.triggered.connect(self.show_installer)
+        diagnostics = QAction("Copy diagnostics", parent)
+        diagnostics.triggered.connect(self.copy_diagnostics)
+        self.actions = [self.action, install, diagnostics]
+        for action in self.actions:
+            self.iface.addPluginToRasterMenu(MENU, action)
         self.iface.addRasterToolBarIcon(self.action)
+        from ..backend.torch_support import TORCH_AVAILABLE
+        if not TORCH_AVAILABLE:
+            self.offer_installer()
 
     def unload(self):
-        """Remove the action and the provider."""
+        """Remove the actions and the provider."""
+        for action in self.actions:
+            self.iface.removePluginRasterMenu(MENU, action)
         if self.action is not None:
-            self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)
-            self.action = None
+        self.actions, self.action = [], None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
@@ -49,4 +61,24 @@ class SuperResPlugin:
         if dialog.exec_():
             run_in_background(dialog.parameters(), message_bar=self.iface.messageBar())
 
+    def show_installer(self):
+        """The PyTorch installer dialog."""
+        from ..ui.torch_install_dialog import TorchInstallDialog
+        TorchInstallDialog(self.iface.mainWindow()).exec_()
 
+    def offer_installer(self):
+        """A message-bar notice with a button that opens the installer."""
+        bar = self.iface.messageBar()
+        item = bar.createMessage("Raster Super-Resolution",
+                                 "PyTorch is not installed: the networks cannot run (the baselines can).")
+        button = QPushButton("Install PyTorch…")
+        button.clicked.connect(self.show_installer)
+        item.layout().addWidget(button)
+        bar.pushWidget(item, Qgis.Warning)
+
+    def copy_diagnostics(self):
+        """Put the diagnostics text on the clipboard and say so."""
+        from .diagnostics import diagnostics_text
+        QgsApplication.clipboard().setText(diagnostics_text())
+        self.iface.messageBar().pushMessage("Raster Super-Resolution", "Diagnostics copied to the clipboard.",
+                                            Qgis.Info, 5)

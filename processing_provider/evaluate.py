@@ -11,7 +11,7 @@ from ..backend.errors import SuperResError
 from ..backend.evaluate import DEFINITIONS, GDALWARP_CUBIC, evaluate_file, format_table, write_csv, write_html
 from ..backend.registry import WEIGHT_SETS, model_names
 from .provider import ICON
-from .superresolve import SCALES
+from .superresolve import SCALES, command_line_help
 
 
 class EvaluateAlgorithm(QgsProcessingAlgorithm):
@@ -78,7 +78,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         for param, help_text in params:
             if isinstance(param, QgsProcessingParameterEnum):
                 param.setUsesStaticStrings(True)
-            param.setHelp(help_text)
+            param.setHelp(command_line_help(param, help_text))
             self.addParameter(param)
 
     def processAlgorithm(self, parameters, context, feedback):

@@ -20,6 +20,23 @@ DEVICES = ("auto", "cpu", "cuda")
 ISE_KERNELS = ("weights", "bicubic", "bilinear")
 
 
+def command_line_help(param, help_text: str) -> str:
+    """``help_text``, plus how to pass a static-string enum to qgis_process.
+
+    qgis_process 3.22 lists such an enum's options by number and says to pass
+    "Number of selected option", but only the value itself is accepted.
+    """
+    if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():
+        options = param.options()
+        values = (", ".join(options[:-1]) + " or " + options[-1] + " itself") if len(options) <= 4 \
+            else "the value's name"
+        default = param.defaultValue()
+        example = default[0] if isinstance(default, list) else default
+        help_text += (f" With qgis_process pass {values} (e.g. {param.name()}={example}), "
+                      "not the option's number.")
+    return help_text
+
+
 class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     """Super-resolve a raster layer x2, x4 or x8 with a model from the registry."""
 
@@ -69,7 +86,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         return SuperResolveAlgorithm()
 
     def _add(self, param, help_text, advanced=False):
-        param.setHelp(help_text)
+        param.setHelp(command_line_help(param, help_text))
         if advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(param)
@@ -87,7 +104,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                                            defaultValue="4")
         scale.setUsesStaticStrings(True)
         self._add(scale, "Output pixels are this many times smaller. A model fails at once on a "
-                         "scale it has no weights for, and lists the scales it has.")
+                         "scale it has no weights for, naming the scales it has and the models "
+                         "that have this one.")
         self._add(QgsProcessingParameterNumber(self.ISE_ITERATIONS, "ISE iterations",
                                                QgsProcessingParameterNumber.Integer, 5, minValue=0,
                                                maxValue=100),

@@ -5,8 +5,7 @@ from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsFileWidget
 from qgis.PyQt import uic
 
-from ..backend.registry import MODELS
-from ..processing_provider.superresolve import SCALES
+from ..backend.registry import MODELS, get_model
 
 FORM, BASE = uic.loadUiType(str(Path(__file__).with_suffix(".ui")))
 
@@ -19,14 +18,23 @@ class SuperResolveDialog(BASE, FORM):
         self.setupUi(self)
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         for spec in MODELS:
-            self.model_combo.addItem(spec.title, spec.name)
-        for scale in SCALES:
-            self.scale_combo.addItem(f"×{scale}", scale)
-        self.scale_combo.setCurrentIndex(SCALES.index("4"))
+            if spec.available_scales():   # the zip leaves the ablation arms' weights out
+                self.model_combo.addItem(spec.title, spec.name)
+        self.model_combo.currentIndexChanged.connect(self.offer_scales)
+        self.offer_scales()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+
+    def offer_scales(self) -> None:
+        """List the scales the chosen model has weights for, keeping the choice (×4 first)."""
+        kept = self.scale_combo.currentData() or "4"
+        scales = [str(s) for s in get_model(self.model_combo.currentData()).available_scales()]
+        self.scale_combo.clear()
+        for scale in scales:
+            self.scale_combo.addItem(f"×{scale}", scale)
+        self.scale_combo.setCurrentIndex(scales.index(kept) if kept in scales else 0)
 
     def parameters(self) -> dict:
         """The `superres:superresolve` parameters the user chose."""

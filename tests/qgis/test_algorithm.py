@@ -20,6 +20,10 @@ def test_provider_and_parameters_registered():
     model = alg.parameterDefinition("MODEL")
     assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]
     assert alg.parameterDefinition("SCALE").options() == ["2", "4", "8"]
+    # qgis_process prints help() under "Number of selected option", which it then refuses
+    assert "With qgis_process pass 2, 4 or 8 itself (e.g. SCALE=4)" in alg.parameterDefinition("SCALE").help()
+    assert "pass the value's name (e.g. MODEL=dganet)" in model.help()
+    assert "qgis_process" not in alg.parameterDefinition("INPUT").help()   # not an enum
     weights = alg.parameterDefinition("WEIGHTS")
     assert weights.options() == ["auto", "aerial", "landsat"] and weights.defaultValue() == "auto"
     assert weights.flags() & weights.FlagAdvanced

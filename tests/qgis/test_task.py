@@ -54,13 +54,32 @@ def test_cancelled_task_adds_nothing(tmp_path, package):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gui_action_and_dialog(qgis_iface, package):
+def test_gui_action_and_dialog(qgis_iface, package, monkeypatch):
     plugin = package.classFactory(qgis_iface)
     plugin.initGui()
     try:
         assert isinstance(plugin.action, QAction) and plugin.action.text() == "Super-resolve layer…"
+        assert [a.text() for a in plugin.actions] == ["Super-resolve layer…", "Install PyTorch…",
+                                                      "Copy diagnostics"]
         dialog_mod = import_module(package.__name__ + ".ui.superresolve_dialog")
         dialog = dialog_mod.SuperResolveDialog()
+        models = [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())]
+        assert models[:4] == ["dganet", "bicubic", "bilinear", "nearest"] and "edsr" in models
+        # only the scales a model has weights for: edsr has x4 only, the baselines all three
+        scales = lambda: [dialog.scale_combo.itemData(i) for i in range(dialog.scale_combo.count())]  # noqa: E731
+        assert dialog.scale_combo.currentData() == "4"
+        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("edsr"))
+        assert scales() == ["4"]
+        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
+        assert scales() == ["2", "4", "8"] and dialog.scale_combo.currentData() == "4"
+        # a model without weights (the ablation arms, in the plugin zip) is not offered
+        spec_type = type(import_module(package.__name__ + ".backend.registry").get_model("edsr"))
+        with_weights = spec_type.available_scales
+        monkeypatch.setattr(spec_type, "available_scales",
+                            lambda self: () if self.name == "edsr" else with_weights(self))
+        dialog = dialog_mod.SuperResolveDialog()
+        assert [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())] == \
+            [m for m in models if m != "edsr"]
         dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
         dialog.scale_combo.setCurrentIndex(dialog.scale_combo.findData("2"))
         dialog.ise_spin.setValue(7)
@@ -68,3 +87,50 @@ def test_gui_action_and_dialog(qgis_iface, package):
         assert (params["MODEL"], params["SCALE"], params["ISE_ITERATIONS"]) == ("bicubic", "2", 7)
     finally:
         plugin.unload()
+
+
+def test_diagnostics_action_copies_versions_device_and_weights(qgis_iface, package):
+    import configparser
+
+    import torch
+    from osgeo import gdal
+    from qgis.core import Qgis
+
+    from helpers import ROOT
+    plugin = package.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        QgsApplication.clipboard().clear()
+        next(a for a in plugin.actions if a.text() == "Copy diagnostics").trigger()
+        text = QgsApplication.clipboard().text()
+    finally:
+        plugin.unload()
+    meta = configparser.ConfigParser()
+    meta.read(ROOT / "metadata.txt")
+    lines = text.splitlines()
+    assert lines[0].startswith(f"Raster Super-Resolution {meta['general']['version']} (")
+    assert f"QGIS {Qgis.QGIS_VERSION}" in lines and f"GDAL {gdal.__version__}" in lines
+    assert f"PyTorch: {torch.__version__} from {torch.__file__.rsplit('/', 1)[0]}" in lines
+    cuda = "CUDA: available" if torch.cuda.is_available() else "CUDA: not available (built for CPU only)"
+    assert any(line.startswith(cuda) for line in lines)
+    assert f"Device (auto): {'cuda' if torch.cuda.is_available() else 'cpu'}" in lines
+    weights = [line.strip().split(" ")[0] for line in lines[lines.index("Weights:") + 1:]]
+    assert weights == sorted(p.name for p in (ROOT / "resources" / "weights").glob("*.safetensors"))
+    assert "  dganet_x4_aerial.safetensors (float32, 2.8 MB)" in lines
+
+
+def test_without_torch_the_message_bar_offers_the_installer(qgis_iface, package, monkeypatch):
+    from qgis.PyQt.QtWidgets import QPushButton
+    monkeypatch.setattr(import_module(package.__name__ + ".backend.torch_support"), "TORCH_AVAILABLE", False)
+    bar = qgis_iface.messageBar()
+    bar.clearWidgets()
+    plugin = package.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        item = bar.currentItem()
+        assert item is not None and "PyTorch is not installed" in item.text()
+        buttons = [b.text() for b in item.findChildren(QPushButton)]
+        assert "Install PyTorch…" in buttons
+    finally:
+        plugin.unload()
+        bar.clearWidgets()

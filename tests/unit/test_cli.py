@@ -73,3 +73,26 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "no output was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_writes_html_and_csv(tmp_path):
+    import csv
+    html, table = tmp_path / "r.html", tmp_path / "r.csv"
+    proc = cli("evaluate", AERIAL, "--scale", "4", "--models", "bicubic,dganet", "--ise", "0,1",
+               "--html", html, "--csv", table)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(table)))
+    assert [(r["model"], r["ise"], r["weights"]) for r in rows] == [
+        ("bicubic", "0", ""), ("bicubic", "1", ""), ("dganet", "0", "aerial"), ("dganet", "1", "aerial")]
+    # the CSV carries the numbers the printed table shows
+    for r in rows:
+        assert f"| {float(r['psnr_db']):.2f} |" in proc.stdout
+    page = html.read_text()
+    assert "x4 on osbs_rgb_128.tif" in page and "PSNR = 10 log10" in page
+    assert page.count("<tr><td>") == 4
+
+
+def test_evaluate_refuses_a_missing_report_folder_before_any_work(tmp_path):
+    proc = cli("evaluate", AERIAL, "--models", "bicubic", "--csv", tmp_path / "no" / "r.csv")
+    assert proc.returncode == 2 and proc.stderr.startswith("Error: --csv: the folder")
+    assert "does not exist" in proc.stderr and "|" not in proc.stdout

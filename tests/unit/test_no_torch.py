@@ -31,5 +31,8 @@ def test_network_without_torch_names_the_fix(tmp_path):
                                "--ise", str(ise)], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 2
         assert "needs PyTorch" in proc.stderr and "pip install torch" in proc.stderr
+        # the command line's fix: the venv make setup builds, or the CPU build into another venv
+        assert "`make setup`" in proc.stderr and "--extra-index-url https://download.pytorch.org/whl/cpu" in proc.stderr
+        assert "Install PyTorch…" not in proc.stderr   # that is the QGIS menu
         assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []

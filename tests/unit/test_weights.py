@@ -12,7 +12,7 @@ from backend.models.dganet import DGANet
 from backend.normalise import NORMALISATION
 from backend.recipes import RECIPES
 from backend.registry import get_model
-from backend.weights import load_weights, save_weights
+from backend.weights import convert_weights, load_weights, save_weights
 from helpers import ROOT
 
 META = {"architecture": "dganet", "scale": "2", "bands": "1", "normalisation": NORMALISATION,
@@ -63,6 +63,53 @@ def test_tampered_tensor_fails_hash(weights):
     save_file(state, str(weights), metadata=meta)
     with pytest.raises(SuperResError, match="hash"):
         load_weights(weights, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_size_copy_loads_as_float32(weights, tmp_path, dtype):
+    half = tmp_path / "half.safetensors"
+    meta = convert_weights(weights, half, dtype)
+    original = load_file(str(weights))
+    stored = load_file(str(half))
+    assert all(str(v.dtype) == f"torch.{dtype}" for v in stored.values())
+    assert half.stat().st_size < 0.55 * weights.stat().st_size
+    assert meta["stored_dtype"] == dtype and meta["degradation"] == "bicubic"
+    with safe_open(str(weights), framework="pt") as f:
+        assert meta["source_tensor_sha256"] == f.metadata()["tensor_sha256"] != meta["tensor_sha256"]
+    net = DGANet(1, 1, upscale=2)
+    load_weights(half, "dganet", 2, 1, net)
+    for name, value in net.state_dict().items():
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, stored[name].float(), rtol=0, atol=0)   # the stored values, cast
+        torch.testing.assert_close(value, original[name], rtol=1e-2, atol=1e-4)   # ... near the originals
+
+
+def test_half_size_copy_is_checked_like_the_original(weights, tmp_path):
+    half = tmp_path / "half.safetensors"
+    convert_weights(weights, half, "float16")
+    with safe_open(str(half), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(half))
+    save_file({**state, "head.bias": state["head.bias"] + 1}, str(half), metadata=meta)
+    with pytest.raises(SuperResError, match="hash"):
+        load_weights(half, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+    # float32 tensors under a float16 label (or the reverse) are refused, not silently cast
+    save_file({k: v.float() for k, v in state.items()}, str(half), metadata=meta)
+    with pytest.raises(SuperResError, match="says its tensors are float16, but .* are not"):
+        load_weights(half, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+    save_file(state, str(half), metadata={**meta, "stored_dtype": "int8"})
+    with pytest.raises(SuperResError, match="stores its tensors as 'int8'"):
+        load_weights(half, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+def test_a_damaged_original_is_not_converted(weights, tmp_path):
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(weights))
+    save_file({**state, "head.bias": state["head.bias"] * 2}, str(weights), metadata=meta)
+    with pytest.raises(SuperResError, match="hash"):
+        convert_weights(weights, tmp_path / "half.safetensors", "float16")
+    assert not (tmp_path / "half.safetensors").exists()
 
 
 def test_pickle_is_refused(tmp_path):
