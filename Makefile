@@ -13,6 +13,7 @@ export QT_QPA_PLATFORM ?= offscreen
 MODEL ?=
 SCALE ?=
 WEIGHTS ?=
+FULL ?=
 
 .PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs clean
 
@@ -54,7 +55,7 @@ evaluate: setup
 	$(PY) tools/evaluate_shipped.py
 
 bench: setup
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py $(if $(FULL),--full)
 
 docs: setup
 	$(PY) tools/update_docs.py

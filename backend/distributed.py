@@ -6,9 +6,9 @@ own windows from the input path (which every worker must see at the same
 path) and returns encoded tiles. Nothing else changes, so the output is
 byte-identical to a local run.
 
-Only plain values cross the wire, and the task itself is shipped by value,
-so a worker needs this ``backend`` folder on disk (``root``), not the
-client's package name (inside QGIS the backend is a plugin's subpackage).
+Only plain values cross the wire, and the task itself is shipped by value
+(``dask_task``), so a worker needs this ``backend`` folder on disk (``ROOT``),
+not the client's package name (inside QGIS the backend is a plugin's subpackage).
 """
 from __future__ import annotations
 
@@ -31,22 +31,12 @@ IN_FLIGHT_PER_WORKER = 2
 _ENGINES: Dict[str, object] = {}
 _READERS: Dict[str, object] = {}
 
-_TASK_SOURCE = '''
-def superres_tile(root, config, input_path, bands, tile, trim):
-    """Run one tile on a worker: import the backend from ``root``, then compute."""
-    import sys
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from backend.distributed import worker_tile
-    return worker_tile(config, input_path, bands, tile, trim)
-'''
-
-
 def _task():
-    """The worker task as a function without a module, so it is pickled by value."""
-    namespace: dict = {}
-    exec(_TASK_SOURCE, namespace)   # noqa: S102 - our own constant source
-    return namespace["superres_tile"]
+    """The worker task, registered to be pickled by value."""
+    import cloudpickle
+    from . import dask_task
+    cloudpickle.register_pickle_by_value(dask_task)
+    return dask_task.superres_tile
 
 
 def config_to_plain(config) -> dict:

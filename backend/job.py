@@ -221,8 +221,8 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
          tile_size: Optional[int], tile_overlap: Optional[int], progress, is_cancelled, log=None,
          weights: str = "auto", pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
          precision: str = "auto", dask: Optional[str] = None,
-         input_path: Optional[str] = None, bands: Optional[Sequence[int]] = None,
-         before_tiles=None) -> Tuple[Engine, Tiling, int]:
+         input_path: Optional[str] = None,
+         bands: Optional[Sequence[int]] = None) -> Tuple[Engine, Tiling, int]:
     """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
@@ -233,8 +233,10 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
     engine = build_engine(config)
     tiling = choose_tiling(engine, region, tile_size, tile_overlap)
     tiles = plan_tiles(region, raster_w, raster_h, tiling.tile_size, tiling.margin)
-    if before_tiles is not None:
-        before_tiles(engine, tiling, tiles)
+    if log is not None:
+        log(f"Tiles: {len(tiles)} of up to {tiling.tile_size} px with a {tiling.margin} px margin "
+            f"({tiling.overhead(region) * 100:.0f}% extra pixels)"
+            + (f", {tiling.batch_size} per batch" if tiling.batch_size > 1 else ""))
     if dask:
         from .distributed import run_tiles_dask
         run_tiles_dask(dask, config, input_path, list(bands or []), reader.nodata, writer, tiles,
@@ -303,12 +305,6 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     if not info.crs_wkt:
         say("Warning: the input has no CRS; the output has none either.")
     writer = None
-
-    def announce(engine: Engine, tiling: Tiling, tiles) -> None:
-        say(f"Tiles: {len(tiles)} of up to {tiling.tile_size} px with a {tiling.margin} px margin "
-            f"({tiling.overhead(region) * 100:.0f}% extra pixels)"
-            + (f", {tiling.batch_size} per batch" if tiling.batch_size > 1 else ""))
-
     try:
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
                             info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog)
@@ -318,8 +314,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
             pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
-            precision=job.precision, dask=job.dask, input_path=str(src), bands=bands,
-            before_tiles=announce)
+            precision=job.precision, dask=job.dask, input_path=str(src), bands=bands)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:

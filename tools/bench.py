@@ -1,39 +1,280 @@
-"""`make bench`: seconds per output megapixel of each model on the shipped sample.
+"""`make bench`: end-to-end throughput against the bare network and GDAL, in one run.
 
-Speed goals live here, not in timed tests.
+Units: output pixel positions per second (Mpx/s), file to file: input opened
+to output closed. Ratios are what matter: every figure in one table comes
+from the same run on the same machine. Speed goals live here, not in tests.
+
+    make bench            # the default run (about 4 minutes on 2 cores)
+    make bench FULL=1     # adds every model and scale on a 512 x 512 crop
+
+Writes build/bench/bench.md and bench.json beside the printed table.
 """
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from backend.job import super_resolve_array  # noqa: E402
-from backend.registry import MODELS  # noqa: E402
-from backend.torch_support import resolve_device  # noqa: E402
+from osgeo import gdal, osr  # noqa: E402
 
-from osgeo import gdal  # noqa: E402
+from backend.engine import available_cores, bf16_supported  # noqa: E402
+from backend.job import SuperResolveJob, run_job  # noqa: E402
+from backend.torch_support import torch  # noqa: E402
 
+OUT = ROOT / "build" / "bench"
+AERIAL_SRC = ROOT / "data" / "aerial" / "NEON_YELL_528000_4978000.png"
+LANDSAT_SRC = [ROOT / "data" / "landsat" / f"LC08_224077_20200518_{b}.tif" for b in ("B4", "B3", "B2")]
 SAMPLE = ROOT / "resources" / "sample" / "NEON_OSBS_029.tif"
+LANDSAT_CROP = ROOT / "tests" / "data" / "landsat_b2b3b4_128.tif"
 
 
-def main() -> None:
-    """Print a markdown table of timings."""
-    img = gdal.Open(str(SAMPLE)).ReadAsArray()[:, :200, :200]
-    device = resolve_device("auto")
-    print(f"device {device}; input {img.shape[2]}x{img.shape[1]} RGB Byte")
-    print("| model | scale | ISE | tile | seconds | s / output MP |\n|---|---|---|---|---|---|")
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def mosaic(array: np.ndarray, size: int) -> np.ndarray:
+    """A (C, size, size) mosaic of ``array`` mirrored end to end (real pixels, no seams)."""
+    c, h, w = array.shape
+    ry, rx = -(-size // h), -(-size // w)
+    rows = [array[:, ::-1] if i % 2 else array for i in range(ry)]
+    tall = np.concatenate(rows, axis=1)
+    cols = [tall[:, :, ::-1] if j % 2 else tall for j in range(rx)]
+    return np.ascontiguousarray(np.concatenate(cols, axis=2)[:, :size, :size])
+
+
+def write_tif(path: Path, array: np.ndarray, gt, epsg: int, rgb: bool) -> Path:
+    """A tiled GeoTIFF of (C, H, W) ``array`` (Byte or UInt16)."""
+    gtype = gdal.GDT_Byte if array.dtype == np.uint8 else gdal.GDT_UInt16
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0],
+                                              gtype, ["TILED=YES", "COMPRESS=DEFLATE"])
+    ds.SetGeoTransform(gt)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    ds.SetProjection(srs.ExportToWkt())
+    for i in range(array.shape[0]):
+        band = ds.GetRasterBand(i + 1)
+        band.WriteArray(array[i])
+        if rgb:
+            band.SetColorInterpretation((gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)[i])
+    ds = None
+    return path
+
+
+def aerial_input(size: int) -> Path:
+    """A size x size RGB Byte mosaic of the training imagery (the sample if data/ is absent)."""
+    path = OUT / f"aerial_{size}.tif"
+    if not path.exists():
+        src = AERIAL_SRC if AERIAL_SRC.exists() else SAMPLE
+        arr = gdal.Open(str(src)).ReadAsArray()[:3]
+        write_tif(path, mosaic(arr, size), (528000.0, 0.1, 0, 4978000.0, 0, -0.1), 32612, True)
+    return path
+
+
+def landsat_input(size: int) -> Path:
+    """A size x size 3-band UInt16 Landsat mosaic (B4, B3, B2; a test crop if data/ is absent)."""
+    path = OUT / f"landsat_{size}.tif"
+    if not path.exists():
+        if all(p.exists() for p in LANDSAT_SRC):
+            # inside the scene's collar: rows and columns with data in every band
+            arr = np.stack([gdal.Open(str(p)).ReadAsArray()[300:1300, 400:1600] for p in LANDSAT_SRC])
+        else:
+            arr = gdal.Open(str(LANDSAT_CROP)).ReadAsArray()
+        write_tif(path, mosaic(arr, size), (300000.0, 30.0, 0, 7000000.0, 0, -30.0), 32621, False)
+    return path
+
+
+def bare_network(scale: int = 4, size: int = 256, reps: int = 3) -> dict:
+    """dganet's own throughput on a size^2 RGB tile: fp32, fp32 channels-last, bf16 channels-last."""
+    from backend.registry import get_model
+    net = get_model("dganet").build(3, scale).eval()
+    x = torch.rand(1, 3, size, size)
+    out = {}
+    variants = [("fp32", False, False), ("fp32 + channels_last", True, False)]
+    if bf16_supported("cpu"):
+        variants.append(("bf16 + channels_last", True, True))
+    for name, cl, bf in variants:
+        n = net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        xi = x.contiguous(memory_format=torch.channels_last) if cl else x.contiguous()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
+            n(xi)
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                n(xi)
+                times.append(time.perf_counter() - t)
+        out[name] = size * size * scale * scale / float(np.median(times)) / 1e6
+    return out
+
+
+def timed_run(src: Path, **kw) -> dict:
+    """One file-to-file run; Mpx/s of output and the run's own log."""
+    dst = OUT / "out.tif"
+    log = []
+    t = time.perf_counter()
+    res = run_job(SuperResolveJob(str(src), str(dst), overwrite=True, **kw), log=log.append)
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "mpx_s": res.width * res.height / seconds / 1e6, "tiles": res.tiles,
+            "tile_size": res.tile_size, "margin": res.margin, "precision": res.precision,
+            "overhead": next((line.split("(")[1].split("%")[0] for line in log if line.startswith("Tiles:")), "")}
+
+
+def gdalwarp_cubic(src: Path, scale: int) -> dict:
+    """``gdalwarp -r cubic`` to the same grid, same compression, file to file."""
+    ds = gdal.Open(str(src))
+    w, h = ds.RasterXSize * scale, ds.RasterYSize * scale
+    dst = OUT / "warp.tif"
+    t = time.perf_counter()
+    subprocess.run(["gdalwarp", "-q", "-overwrite", "-r", "cubic", "-ts", str(w), str(h), "-co", "TILED=YES",
+                    "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1", "-co", "PREDICTOR=2",
+                    "-wo", "NUM_THREADS=ALL_CPUS", "-multi", str(src), str(dst)], check=True)
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "mpx_s": w * h / seconds / 1e6}
+
+
+def peak_rss_mib(src: Path, scale: int, model: str = "dganet") -> float:
+    """Peak resident memory of a fresh CLI run (MiB), measured by a wrapper process."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    cmd = [sys.executable, "-c", code, sys.executable, "-m", "backend", "superresolve", str(src),
+           str(OUT / "rss.tif"), "--model", model, "--scale", str(scale), "--overwrite"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+    return int(proc.stdout.strip().splitlines()[-1]) / 1024
+
+
+def bf16_psnr_effect() -> list:
+    """PSNR of bf16 against fp32 inference on the committed evaluation crops (dB, difference)."""
+    from backend.evaluate import evaluate_file
+    rows = []
+    for crop, scale in (("osbs_rgb_128.tif", 4), ("landsat_b2b3b4_128.tif", 4), ("rgbn_suba_64.tif", 2)):
+        path = str(ROOT / "tests" / "data" / crop)
+        a = evaluate_file(path, scale, ["dganet"], [0, 5], device="cpu", precision="fp32")
+        b = evaluate_file(path, scale, ["dganet"], [0, 5], device="cpu", precision="bf16")
+        for ra, rb in zip(a, b):
+            rows.append({"crop": crop, "scale": scale, "ise": ra.ise, "fp32": ra.psnr, "bf16": rb.psnr,
+                         "diff": rb.psnr - ra.psnr})
+    return rows
+
+
+def full_table() -> list:
+    """Every model and scale with weights, ISE 0 and 5, on a 512^2 aerial crop."""
+    from backend.registry import MODELS
+    src = aerial_input(512)
+    rows = []
     for spec in MODELS:
         for scale in spec.available_scales():
             for ise in (0, 5):
-                for tile in (128, 256):
-                    t0 = time.perf_counter()
-                    out = super_resolve_array(img, scale, spec.name, ise, rgb=True, device=device,
-                                              tile_size=tile)
-                    dt = time.perf_counter() - t0
-                    mp = out.shape[1] * out.shape[2] / 1e6
-                    print(f"| {spec.name} | x{scale} | {ise} | {tile} | {dt:.2f} | {dt / mp:.2f} |")
+                r = timed_run(src, model=spec.name, scale=scale, ise_iterations=ise)
+                rows.append({"model": spec.name, "scale": scale, "ise": ise, **r})
+                print(f"| {spec.name} | x{scale} | {ise} | {r['mpx_s']:.2f} |", flush=True)
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark and print a markdown report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="every model and scale as well")
+    parser.add_argument("--size", type=int, default=2048, help="side of the headline mosaic")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "cores": available_cores(),
+              "bf16": bf16_supported("cpu"), "torch": torch.__version__, "gdal": gdal.__version__}
+    lines = [f"# make bench, {report['date']}", "",
+             f"- CPU: {report['cpu']}, {report['cores']} cores available; native bf16: "
+             f"{'yes' if report['bf16'] else 'no'}; torch {report['torch']}, GDAL {report['gdal']}"]
+    print("\n".join(lines), flush=True)
+
+    bare = bare_network()
+    best_name = max(bare, key=bare.get)
+    report["bare"] = bare
+    line = "- Bare dganet x4, 256^2 RGB tile: " + ", ".join(f"{k} {v:.2f}" for k, v in bare.items()) + " Mpx/s"
+    lines.append(line)
+    print(line, flush=True)
+
+    aerial, landsat = aerial_input(args.size), landsat_input(args.size // 2)
+    runs = [("dganet x4, ISE 0, aerial RGB Byte", aerial, dict(model="dganet", scale=4, ise_iterations=0)),
+            ("dganet x4, ISE 5, aerial RGB Byte", aerial, dict(model="dganet", scale=4, ise_iterations=5)),
+            ("dganet x4, ISE 0, Landsat 3-band UInt16 (1-band weights)", landsat,
+             dict(model="dganet", scale=4, ise_iterations=0))]
+    table = ["", "| run | input | Mpx/s | seconds | vs bare best | vs gdalwarp -r cubic | tiles (size, margin, extra px) |",
+             "|---|---|---|---|---|---|---|"]
+    print("\n".join(table), flush=True)
+    warp = {}
+    results = {}
+    for name, src, kw in runs:
+        r = timed_run(src, **kw)
+        if src not in warp:
+            warp[src] = gdalwarp_cubic(src, 4)
+        results[name] = r
+        ds = gdal.Open(str(src))
+        row = (f"| {name} | {ds.RasterXSize}^2 x {ds.RasterCount} | {r['mpx_s']:.2f} | {r['seconds']:.1f} | "
+               f"{r['mpx_s'] / bare[best_name]:.2f} | {r['mpx_s'] / warp[src]['mpx_s']:.3f} | "
+               f"{r['tiles']} ({r['tile_size']} px, {r['margin']} px, {r['overhead']}%) |")
+        table.append(row)
+        print(row, flush=True)
+    for src, w in warp.items():
+        row = f"| gdalwarp -r cubic x4 | {src.name} | {w['mpx_s']:.2f} | {w['seconds']:.1f} | | 1 | |"
+        table.append(row)
+        print(row, flush=True)
+    lines += table
+    i0, i5 = results[runs[0][0]], results[runs[1][0]]
+    report["runs"] = results
+    report["gdalwarp"] = {str(k.name): v for k, v in warp.items()}
+    summary = [
+        "",
+        f"- Headline end to end / bare network best ({best_name}): "
+        f"**{i0['mpx_s'] / bare[best_name]:.2f}** (target >= 0.8)",
+        f"- ISE 5 costs {i5['seconds'] / i0['seconds']:.2f} x ISE 0 (target <= 1.3)",
+    ]
+    print("\n".join(summary), flush=True)
+    lines += summary
+
+    small, big = aerial_input(1024), aerial_input(2048)
+    rss = {"1024": peak_rss_mib(small, 2), "2048": peak_rss_mib(big, 2)}
+    report["rss_mib"] = rss
+    line = (f"- Peak RSS, dganet x2 CLI run: {rss['1024']:.0f} MiB at 1024^2, {rss['2048']:.0f} MiB at "
+            f"2048^2 (4x the pixels): ratio **{rss['2048'] / rss['1024']:.2f}** (target <= 1.1)")
+    lines.append(line)
+    print(line, flush=True)
+
+    if report["bf16"]:
+        effect = bf16_psnr_effect()
+        report["bf16_psnr"] = effect
+        worst = max(abs(r["diff"]) for r in effect)
+        line = (f"- bf16 against fp32 PSNR on the committed crops (dganet, ISE 0 and 5): largest "
+                f"difference {worst:.4f} dB (limit 0.02) over {len(effect)} rows")
+        lines.append(line)
+        print(line, flush=True)
+
+    if args.full:
+        lines += ["", "| model | scale | ISE | Mpx/s (512^2 aerial) |", "|---|---|---|---|"]
+        print("\n".join(lines[-2:]), flush=True)
+        full = full_table()
+        report["full"] = full
+        lines += [f"| {r['model']} | x{r['scale']} | {r['ise']} | {r['mpx_s']:.2f} |" for r in full]
+    lines.append(f"\nBenchmark time: {time.perf_counter() - start:.0f} s")
+    print(lines[-1])
+    (OUT / "bench.md").write_text("\n".join(lines) + "\n")
+    (OUT / "bench.json").write_text(json.dumps(report, indent=1))
+    print(f"Wrote {OUT / 'bench.md'}")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
     main()
