@@ -199,6 +199,23 @@ def _to_numpy(x, dtype) -> np.ndarray:
     return x.to(torch_dtype(dtype)).cpu().numpy()
 
 
+def local_range(norm, valid, radius: int):
+    """Per band, the min and max of the valid pixels within ``radius`` of each pixel,
+    and which valid pixels have an invalid one within ``radius`` ("near nodata").
+
+    Neighbourhoods are cut at the array's edges (a tile's margin covers ``radius``).
+    """
+    import torch.nn.functional as F
+    k = 2 * radius + 1
+    big = torch.finfo(norm.dtype).max
+    x = norm[:, None]
+    v = valid[:, None]
+    hi = F.max_pool2d(torch.where(v, x, -big), k, 1, radius)[:, 0]
+    lo = -F.max_pool2d(torch.where(v, -x, -big), k, 1, radius)[:, 0]
+    near = F.max_pool2d((~v).to(norm.dtype), k, 1, radius)[:, 0] > 0
+    return lo, hi, near & valid
+
+
 def upsample_mask(valid, scale: int):
     """Each pixel's validity repeated over its ``scale`` x ``scale`` block."""
     return valid.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)

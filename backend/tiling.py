@@ -171,11 +171,14 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile],
         return [_numpy_tile(engine, t, v) for t, v in zip(tiles, values)]
     from . import device_ops as ops
     low, span = engine.stats_tensors
-    xs, ms, valids = [], [], []
+    xs, ms, valids, ranges = [], [], [], []
     for tile, raw_np in zip(tiles, values):
         raw = ops.to_device(raw_np, engine.device)
         valid = ops.valid_mask(raw, engine.nodata)
-        norm = ops.fill_invalid(ops.normalise(raw, low, span, engine.compute), valid, FILL_ITERATIONS)
+        norm = ops.normalise(raw, low, span, engine.compute)
+        # next to nodata, the range of the valid input around each pixel (no halo)
+        ranges.append(None if bool(valid.all()) else ops.local_range(norm, valid, HALO_RADIUS))
+        norm = ops.fill_invalid(norm, valid, FILL_ITERATIONS)
         pads = tile_pads(tile, engine.fixed_tile)
         xs.append(ops.symmetric_pad(norm, pads))
         ms.append(ops.symmetric_pad(valid, pads))
@@ -188,11 +191,37 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile],
         (top, _), (left, _) = tile_pads(tile, engine.fixed_tile)
         oy, ox = c.y - r.y + top, c.x - r.x + left
         core = sr[i, :, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
-        core_valid = valids[i][:, c.y - r.y:c.y - r.y + c.h, c.x - r.x:c.x - r.x + c.w]
+        lr_core = (slice(None), slice(c.y - r.y, c.y - r.y + c.h), slice(c.x - r.x, c.x - r.x + c.w))
+        core_valid = valids[i][lr_core]
+        if ranges[i] is not None:
+            core = clamp_near_nodata(core, *(a[lr_core] for a in ranges[i]), s)
         encoded = ops.encode(ops.denormalise(core, low, span, engine.compute),
                              ops.upsample_mask(core_valid, s), engine.dtype, engine.nodata)
         results.append(TileResult(tile, encoded, core_valid.cpu().numpy()))
     return results
+
+
+#: LR pixels around nodata where the output is kept within the valid input's local range.
+HALO_RADIUS = 2
+#: How far beyond that range (as a share of it) a value may still go.
+HALO_SLACK = 0.1
+
+
+def clamp_near_nodata(sr, lo, hi, near, scale: int):
+    """Keep HR values over LR pixels near nodata within their neighbourhood's valid range.
+
+    Next to a nodata hole the network and ISE see filled (invented) values
+    and can ring far outside the data: dark and bright rims along every
+    cloud mask. There, each output pixel is clipped to the min/max of the
+    valid LR pixels within ``HALO_RADIUS``, widened by ``HALO_SLACK`` of that
+    range; everywhere else the output is untouched.
+    """
+    from .device_ops import upsample_mask
+    slack = (hi - lo) * HALO_SLACK
+    lo_hr = upsample_mask(lo - slack, scale).to(sr.dtype)
+    hi_hr = upsample_mask(hi + slack, scale).to(sr.dtype)
+    near_hr = upsample_mask(near, scale)
+    return torch.where(near_hr, torch.minimum(torch.maximum(sr, lo_hr), hi_hr), sr)
 
 
 def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
@@ -200,16 +229,38 @@ def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
     from .encoding import encode
     s = engine.scale
     valid = valid_mask(values, engine.nodata)
-    norm = fill_invalid(normalise(values, engine.stats), valid, FILL_ITERATIONS)
+    raw_norm = normalise(values, engine.stats)
+    norm = fill_invalid(raw_norm, valid, FILL_ITERATIONS)
     pads = ((0, 0),) + tile_pads(tile, engine.fixed_tile)
     sr = engine.infer(np.pad(norm, pads, mode="symmetric"), np.pad(valid, pads, mode="symmetric"))
     c, r = tile.core, tile.read
     oy, ox = c.y - r.y + pads[1][0], c.x - r.x + pads[2][0]
     core = sr[:, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
-    core_valid = valid[:, c.y - r.y:c.y - r.y + c.h, c.x - r.x:c.x - r.x + c.w]
+    lr_core = (slice(None), slice(c.y - r.y, c.y - r.y + c.h), slice(c.x - r.x, c.x - r.x + c.w))
+    core_valid = valid[lr_core]
+    if not valid.all():
+        lo, hi, near = (a[lr_core] for a in _numpy_local_range(raw_norm, valid, HALO_RADIUS))
+        slack = (hi - lo) * HALO_SLACK
+        up = lambda a: np.repeat(np.repeat(a, s, axis=1), s, axis=2)  # noqa: E731
+        core = np.where(up(near), np.clip(core, up(lo - slack), up(hi + slack)), core)
     hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
     return TileResult(tile, encode(denormalise(core, engine.stats), hr_valid, engine.dtype, engine.nodata),
                       core_valid)
+
+
+def _numpy_local_range(norm: np.ndarray, valid: np.ndarray, radius: int):
+    """numpy's ``device_ops.local_range``: neighbourhood min/max of valid pixels, and "near nodata"."""
+    big = np.finfo(np.float32).max
+    pad = ((0, 0), (radius, radius), (radius, radius))
+    hi_src = np.pad(np.where(valid, norm, -big).astype(np.float32), pad, constant_values=-big)
+    lo_src = np.pad(np.where(valid, norm, big).astype(np.float32), pad, constant_values=big)
+    bad = np.pad(~valid, pad, constant_values=False)
+    h, w = norm.shape[-2:]
+    k = 2 * radius + 1
+    hi = np.max([hi_src[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], axis=0)
+    lo = np.min([lo_src[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], axis=0)
+    near = np.any([bad[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], axis=0)
+    return lo, hi, near & valid
 
 
 # --- streaming -----------------------------------------------------------------------

@@ -107,3 +107,23 @@ def test_uint16_travels_without_widening():
     assert t.tolist() == [[[0, 1, 40000, 65535]]]
     back = ops.encode(t.to(torch.float32), torch.ones_like(t, dtype=torch.bool), np.uint16, [None])
     assert back.dtype == np.uint16 and back.tolist() == raw.tolist()
+
+
+def test_torch_tile_equals_the_numpy_path_with_nodata():
+    """The whole tile function, device side against the numpy path used without torch."""
+    from backend.engine import build_engine, engine_config
+    from backend.tiling import Window, _numpy_tile, plan_tiles, super_resolve_tile
+    from helpers import AERIAL
+    img = read(AERIAL)[:, :60, :60].copy()
+    img[:, 20:30, 25:45] = 255                      # a hole next to strong texture
+    nd = [255] * 3
+    stats = compute_stats(img, valid_mask(img, nd), True)
+    engine = build_engine(engine_config("bicubic", 4, stats, 3, True, np.uint8, nd, device="cpu"))
+    tile = plan_tiles(Window(0, 0, 60, 60), 60, 60, 60, engine.safe_margin)[0]
+    a, b = super_resolve_tile(engine, tile, img), _numpy_tile(engine, tile, img)
+    diff = np.abs(a.values.astype(int) - b.values.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.001
+    np.testing.assert_array_equal(a.valid, b.valid)
+    hole = np.kron(img == 255, np.ones((1, 4, 4), bool))
+    np.testing.assert_array_equal(a.values == 255, hole)
+    assert hole.sum() >= 10 * 20 * 16 * 3

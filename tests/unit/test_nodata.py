@@ -68,3 +68,55 @@ def test_nodata_inside_valid_range(tmp_path):
     hr_mask = np.repeat(np.repeat(img == value, 2, axis=1), 2, axis=2)
     np.testing.assert_array_equal(sr == value, hr_mask)
     assert hr_mask.any()
+
+
+def _neighbourhood_range(lr, valid, r):
+    """Independent reference: min/max of valid pixels within r (Chebyshev), and near-nodata."""
+    h, w = lr.shape
+    lo, hi = np.full((h, w), np.inf), np.full((h, w), -np.inf)
+    near = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            if not valid[y, x]:
+                continue
+            win = (slice(max(0, y - r), y + r + 1), slice(max(0, x - r), x + r + 1))
+            vals = lr[win][valid[win]]
+            lo[y, x], hi[y, x] = vals.min(), vals.max()
+            near[y, x] = valid[y, x] and not valid[win].all()
+    return lo, hi, near
+
+
+@pytest.mark.parametrize("model,scale,dtype", [("dganet", 2, np.float64), ("bicubic", 4, np.uint8)])
+def test_no_halo_outside_the_local_valid_range(tmp_path, model, scale, dtype):
+    """A nodata hole cut into strong texture: valid pixels next to it stay in their neighbours' range."""
+    from helpers import AERIAL
+    from backend.tiling import HALO_RADIUS, HALO_SLACK
+    img = read(AERIAL)[:, :64, :64].astype(dtype)       # forest canopy: strong texture
+    nodata = 255 if dtype == np.uint8 else -9999.0
+    img[:, 20:44, 18:40] = nodata                       # a cloud-mask-like hole
+    img[:, 50:53, 5:60] = nodata                        # and a thin gap
+    from osgeo import gdal
+    gtype = gdal.GDT_Float64 if dtype == np.float64 else gdal.GDT_Byte
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "in.tif"), 64, 64, 3, gtype)
+    ref = gdal.Open(str(AERIAL))
+    ds.SetGeoTransform(ref.GetGeoTransform())
+    ds.SetProjection(ref.GetProjection())
+    for i in range(3):
+        ds.GetRasterBand(i + 1).WriteArray(img[i])
+        ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
+        ds.GetRasterBand(i + 1).SetColorInterpretation(ref.GetRasterBand(i + 1).GetColorInterpretation())
+    ds = None
+    out = tmp_path / "out.tif"
+    run_job(SuperResolveJob(str(tmp_path / "in.tif"), str(out), model=model, scale=scale, ise_iterations=5))
+    sr = read(out).astype(float)
+    checked = 0
+    for b in range(3):
+        valid = img[b] != nodata
+        lo, hi, near = _neighbourhood_range(img[b].astype(float), valid, HALO_RADIUS)
+        slack = (hi - lo) * HALO_SLACK + (0.5 if dtype == np.uint8 else 1e-4)   # + rounding
+        up = lambda a: np.kron(a, np.ones((scale, scale)))  # noqa: E731
+        zone = up(near) > 0
+        band = sr[b]
+        assert (band[zone] >= up(lo - slack)[zone]).all() and (band[zone] <= up(hi + slack)[zone]).all()
+        checked += zone.sum()
+    assert checked > 1000
