@@ -410,7 +410,8 @@ def tile_size_for(engine: Engine, margin: int, budget_bytes: int, overhead: floa
     never above ``largest`` (the region's longer side), since one tile
     covering the region has no cost from neighbouring tiles.
     """
-    want = math.ceil(2 * margin / (math.sqrt(1 + overhead) - 1)) if margin else 256
+    # at least 512: per-tile costs (threads, I/O calls) stay small next to the pixels
+    want = max(512, math.ceil(2 * margin / (math.sqrt(1 + overhead) - 1)))
     fits = int(math.sqrt(max(budget_bytes, 1) / engine.bytes_per_lr_pixel())) - 2 * margin
     size = max(64, min(want, fits))
     size = int(math.ceil(size / 16) * 16)

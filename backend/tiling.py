@@ -193,10 +193,8 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile],
         core = sr[i, :, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
         lr_core = (slice(None), slice(c.y - r.y, c.y - r.y + c.h), slice(c.x - r.x, c.x - r.x + c.w))
         core_valid = valids[i][lr_core]
-        if ranges[i] is not None:
-            core = clamp_near_nodata(core, *(a[lr_core] for a in ranges[i]), s)
-        encoded = ops.encode(ops.denormalise(core, low, span, engine.compute),
-                             ops.upsample_mask(core_valid, s), engine.dtype, engine.nodata)
+        near = None if ranges[i] is None else tuple(a[lr_core] for a in ranges[i])
+        encoded = _finish(engine, core, core_valid, near)
         results.append(TileResult(tile, encoded, core_valid.cpu().numpy()))
     return results
 
@@ -222,6 +220,32 @@ def clamp_near_nodata(sr, lo, hi, near, scale: int):
     hi_hr = upsample_mask(hi + slack, scale).to(sr.dtype)
     near_hr = upsample_mask(near, scale)
     return torch.where(near_hr, torch.minimum(torch.maximum(sr, lo_hr), hi_hr), sr)
+
+
+#: Output values per strip of post-processing: small enough to stay in the CPU's cache.
+STRIP_VALUES = 400_000
+
+
+def _finish(engine: Engine, core, valid, near) -> np.ndarray:
+    """De-normalise, keep the halo in check and encode a core, in strips of rows.
+
+    A chain of element-wise steps over a whole HR tile runs from memory;
+    over a few rows at a time it runs from cache (about 3x faster on a CPU).
+    """
+    from . import device_ops as ops
+    low, span = engine.stats_tensors
+    s = engine.scale
+    c, h, w = core.shape
+    rows = max(1, STRIP_VALUES // max(1, c * w * s)) if core.device.type == "cpu" else h // s
+    out = np.empty((c, h, w), dtype=engine.dtype)
+    for y in range(0, h // s, rows):
+        part = core[:, y * s:(y + rows) * s]
+        if near is not None:
+            part = clamp_near_nodata(part, *(a[:, y:y + rows] for a in near), s)
+        out[:, y * s:(y + rows) * s] = ops.encode(ops.denormalise(part, low, span, engine.compute),
+                                                  ops.upsample_mask(valid[:, y:y + rows], s),
+                                                  engine.dtype, engine.nodata)
+    return out
 
 
 def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
