@@ -406,15 +406,18 @@ def tile_size_for(engine: Engine, margin: int, budget_bytes: int, overhead: floa
     as far as ``budget_bytes`` of inference memory allows.
 
     The margin's cost is ((t + 2m) / t)^2 - 1; the memory is the model's
-    bytes per LR pixel over the read window. Rounded to a multiple of 16;
-    never above ``largest`` (the region's longer side), since one tile
-    covering the region has no cost from neighbouring tiles.
+    bytes per LR pixel over the read window. With ``largest`` (the region's
+    longer side) the size cuts it into equal tiles, and never exceeds it.
     """
     # at least 512: per-tile costs (threads, I/O calls) stay small next to the pixels
     want = max(512, math.ceil(2 * margin / (math.sqrt(1 + overhead) - 1)))
     fits = int(math.sqrt(max(budget_bytes, 1) / engine.bytes_per_lr_pixel())) - 2 * margin
     size = max(64, min(want, fits))
-    size = int(math.ceil(size / 16) * 16)
-    if largest is not None:
-        size = min(size, max(8, largest))
-    return size
+    if largest is not None and size < largest:
+        # no thin last tile: the largest size up to ``size`` that cuts ``largest`` evenly
+        # is ceil(largest / ceil(largest / size)); larger tiles where memory allows
+        across = max(1, largest // size) if want <= fits else -(-largest // size)
+        while -(-largest // across) > max(fits, 64):
+            across += 1
+        size = -(-largest // across)
+    return min(size, largest) if largest is not None else size

@@ -206,7 +206,7 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
             # as few tiles across as that size allows, made equal (no thin last tile),
             # then rounded up to whole output blocks
             step = max(16, BLOCK // engine.scale)
-            across = max(1, longest // size)
+            across = -(-longest // size)
             size = -(-longest // across)
             size = -(-size // step) * step
     batch = 1
