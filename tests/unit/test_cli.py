@@ -1,9 +1,13 @@
 """The backend command line: same pixels as the library, clear one-line errors."""
+import contextlib
+import io
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from backend.cli import main
 from backend.job import SuperResolveJob, run_job
 from helpers import AERIAL, LANDSAT, ROOT, read
 
@@ -50,8 +54,26 @@ def test_output_equal_to_input_is_refused(tmp_path):
 
 
 def test_model_choices_come_from_registry():
+    from backend.registry import model_names
     proc = cli("superresolve", "a", "b", "--model", "nosuch")
-    assert proc.returncode == 2 and "dganet" in proc.stderr and "bicubic" in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    # one line, as the README promises, naming every registry model
+    assert proc.stderr.startswith("Error: argument --model: invalid choice: 'nosuch'")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert all(f"'{name}'" in proc.stderr for name in model_names())
+
+
+def test_usage_errors_are_one_line():
+    for argv, needle in ((["superresolve", "in.tif"], "required: output"),
+                         (["superresolve", "a", "b", "--extent", "1,2"], "xmin,ymin,xmax,ymax"),
+                         (["evaluate", "hr.tif", "--scale", "3"], "--scale: invalid choice: 3"),
+                         (["nosuch"], "invalid choice: 'nosuch'")):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert err.getvalue().startswith("Error: ") and needle in err.getvalue()
+        assert len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
 
 
 def test_ctrl_c_leaves_no_partial_output(tmp_path):
