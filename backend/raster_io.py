@@ -250,7 +250,10 @@ class GdalWriter:
         if self._mask is not None and valid is not None:
             self._mask.WriteArray(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window.x, window.y)
         for i in range(values.shape[0]):
-            err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
+            try:
+                err = self._ds.GetRasterBand(i + 1).WriteArray(values[i], window.x, window.y)
+            except RuntimeError:  # GDAL raises instead when exceptions are on (QGIS enables them)
+                err = -1
             if err != 0:
                 raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: "
                                     f"{_gdal().GetLastErrorMsg() or 'disk full?'}")
@@ -258,11 +261,19 @@ class GdalWriter:
     def commit(self, overwrite: bool) -> None:
         """Flush, close and move the temporary file to its final name."""
         gdal = _gdal()
-        self._ds.FlushCache()
+        # Blocks still in GDAL's cache reach the disk only now: a full disk
+        # shows up here, and the half-written file must not be renamed.
+        gdal.ErrorReset()
+        try:
+            self._ds.FlushCache()
+        except RuntimeError:
+            pass  # raised when GDAL exceptions are on; the error type is checked below
         self._mask = None
         self._ds = None
-        if gdal.GetLastErrorType() >= gdal.CE_Failure and not self.tmp.exists():
-            raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg()}")
+        if gdal.GetLastErrorType() >= gdal.CE_Failure or not self.tmp.exists():
+            message = gdal.GetLastErrorMsg() or "the file was not written"
+            self.abort()
+            raise SuperResError(f"Writing the output failed: {message}")
         if self.final.exists() and not overwrite:
             self.abort()
             raise SuperResError(f"Output '{self.final}' already exists; choose another name or allow overwriting.")

@@ -4,6 +4,8 @@ Either a correct result (pixels and georeferencing asserted) or one clear
 SuperResError naming the problem and the fix. Cases that need QGIS (a WMS
 layer, an extent in another CRS) are in tests/qgis.
 """
+import re
+
 import numpy as np
 import pytest
 from osgeo import gdal, osr
@@ -197,20 +199,46 @@ def test_existing_output_open_elsewhere_is_replaced_atomically(tmp_path):
     held = None
 
 
-def test_write_failure_such_as_a_full_disk(tmp_path, monkeypatch):
-    from backend import raster_io
-    calls = {"n": 0}
-    real = raster_io.GdalWriter.write
+# Run in a child process: the file-size limit is the kernel's, so GDAL's own
+# write() fails with EFBIG exactly where a full disk gives ENOSPC. A small tmpfs
+# would need root and mount rights; this works for any user.
+_FULL_DISK = r"""
+import json, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # fail the write instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+from osgeo import gdal
+from backend.errors import SuperResError
+from backend.job import SuperResolveJob, run_job
+src, folder = sys.argv[1:3]
+for name, cache in (("tile", 256 * 1024), ("flush", None)):
+    if cache:
+        gdal.SetCacheMax(cache)   # small: blocks reach the disk during the tile writes
+    else:
+        gdal.SetCacheMax(512 * 1024 * 1024)   # large: they reach it when the file is closed
+    try:
+        run_job(SuperResolveJob(src, f"{folder}/{name}.tif", "nearest", 8, tile_size=64))
+        print(json.dumps([name, "no error"]))
+    except SuperResError as exc:
+        print(json.dumps([name, str(exc)]))
+"""
 
-    def full(self, window, values, valid=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: No space left on device")
-        return real(self, window, values, valid)
 
-    monkeypatch.setattr(raster_io.GdalWriter, "write", full)
-    with pytest.raises(SuperResError, match="No space left"):
-        sr(LANDSAT, tmp_path / "o.tif", model="bicubic", tile_size=48)
+def test_write_failure_such_as_a_full_disk(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from helpers import ROOT
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(LANDSAT), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    errors = dict(json.loads(line) for line in proc.stdout.splitlines())
+    # GdalWriter.write's own branch, naming the tile's place (HR pixels, tiles of 64 x 8)
+    m = re.fullmatch(r"Writing the output failed at x (\d+), y (\d+): .+", errors["tile"])
+    assert m and int(m[1]) % 512 == 0 and int(m[2]) % 512 == 0, errors["tile"]
+    # a failure while the last blocks are flushed is an error too, never a truncated output
+    assert errors["flush"].startswith("Writing the output failed"), errors["flush"]
     assert list(tmp_path.iterdir()) == []
 
 
