@@ -45,6 +45,33 @@ def copy_with(src, dst, array=None, nodata=None, scale=None, offset=None, descri
     return Path(dst)
 
 
+def write_raster(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32633,
+                 nodata=None, dtype=None):
+    """Write a (C, H, W) array of real pixels as a GeoTIFF (Float32 unless ``dtype`` names a GDAL type)."""
+    from osgeo import gdal, osr
+    dtype = dtype or gdal.GDT_Float32
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
+    ds.SetGeoTransform(gt)
+    if epsg:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetProjection(srs.ExportToWkt())
+    for i in range(array.shape[0]):
+        ds.GetRasterBand(i + 1).WriteArray(array[i])
+        if nodata is not None:
+            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
+    ds = None
+    return Path(path)
+
+
+def mosaic(h, w, band=0, y=0, x=0):
+    """A (1, h, w) real raster bigger than the crops: Landsat band ``band`` mirrored 2 x 2 (256 px), cropped at (y, x)."""
+    tile = read(LANDSAT)[band]
+    big = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
+    assert y + h <= big.shape[0] and x + w <= big.shape[1], "the mosaic is 256 x 256"
+    return np.ascontiguousarray(big[None, y:y + h, x:x + w])
+
+
 def shipped_scales(weight_set: str):
     """Scales with shipped dganet weights of a weight set (aerial, landsat)."""
     import sys

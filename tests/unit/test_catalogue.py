@@ -8,29 +8,11 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job
-from helpers import AERIAL, COLLAR, LANDSAT, copy_with, read
-
-
-def make(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32633, nodata=None,
-         dtype=None):
-    """Write a GeoTIFF from a (C, H, W) array of real pixels."""
-    dtype = dtype or gdal.GDT_Float32
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
-    ds.SetGeoTransform(gt)
-    if epsg:
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(epsg)
-        ds.SetProjection(srs.ExportToWkt())
-    for i in range(array.shape[0]):
-        ds.GetRasterBand(i + 1).WriteArray(array[i])
-        if nodata is not None:
-            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
-    ds = None
-    return path
+from helpers import AERIAL, COLLAR, LANDSAT, copy_with, read, write_raster
 
 
 def sr(src, out, **kw):
@@ -72,7 +54,7 @@ def test_nan_and_inf_stay_local(tmp_path, dtype):
     a[0, 10:14, 10:14] = np.nan
     a[0, 40, 40] = np.inf
     a[0, 50, 5] = -np.inf
-    out, _ = sr(make(tmp_path / "nan.tif", a, dtype=dtype), tmp_path / "o.tif")
+    out, _ = sr(write_raster(tmp_path / "nan.tif", a, dtype=dtype), tmp_path / "o.tif")
     bad = np.kron(~np.isfinite(a[0]), np.ones((2, 2), bool))
     assert np.isnan(out[0][bad]).all()
     assert np.isfinite(out[0][~bad]).all()          # NaN never spreads
@@ -82,12 +64,12 @@ def test_nan_and_inf_stay_local(tmp_path, dtype):
 def test_nan_with_declared_nodata_becomes_nodata(tmp_path):
     a = real_band()[None]
     a[0, :5] = np.nan
-    out, _ = sr(make(tmp_path / "n.tif", a, nodata=-9999), tmp_path / "o.tif", model="bicubic")
+    out, _ = sr(write_raster(tmp_path / "n.tif", a, nodata=-9999), tmp_path / "o.tif", model="bicubic")
     assert (out[0, :10] == -9999).all() and (out[0, 10:] != -9999).all()
 
 
 def test_constant_raster(tmp_path):
-    out, _ = sr(make(tmp_path / "c.tif", np.full((1, 32, 32), 812.0, np.float32)), tmp_path / "o.tif",
+    out, _ = sr(write_raster(tmp_path / "c.tif", np.full((1, 32, 32), 812.0, np.float32)), tmp_path / "o.tif",
                 ise_iterations=2)
     np.testing.assert_allclose(out, 812.0, atol=0.5)
 
@@ -95,7 +77,7 @@ def test_constant_raster(tmp_path):
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (3, 120), (120, 2)])
 def test_tiny_and_thin_rasters(tmp_path, shape):
     a = real_band(*shape)[None]
-    out, _ = sr(make(tmp_path / "t.tif", a), tmp_path / "o.tif", scale=4, ise_iterations=2)
+    out, _ = sr(write_raster(tmp_path / "t.tif", a), tmp_path / "o.tif", scale=4, ise_iterations=2)
     assert out.shape == (1, shape[0] * 4, shape[1] * 4)
     assert np.isfinite(out).all()
     assert abs(out.mean() - a.mean()) < 0.05 * a.mean()
@@ -104,7 +86,7 @@ def test_tiny_and_thin_rasters(tmp_path, shape):
 def test_seven_bands_run_band_by_band(tmp_path):
     l3 = read(LANDSAT)[:, :48, :48]
     a = np.concatenate([l3, l3[::-1], l3[:1]]).astype(np.uint16)   # 7 real bands
-    src = make(tmp_path / "seven.tif", a, dtype=gdal.GDT_UInt16)
+    src = write_raster(tmp_path / "seven.tif", a, dtype=gdal.GDT_UInt16)
     out, _ = sr(src, tmp_path / "o.tif")
     single, _ = sr(src, tmp_path / "b5.tif", bands=[5])
     assert out.shape == (7, 96, 96) and out.dtype == np.uint16
@@ -112,14 +94,14 @@ def test_seven_bands_run_band_by_band(tmp_path):
 
 
 def test_rotated_geotransform_is_refused(tmp_path):
-    src = make(tmp_path / "rot.tif", real_band()[None], gt=(500000, 30, 5, 4000000, 5, -30))
+    src = write_raster(tmp_path / "rot.tif", real_band()[None], gt=(500000, 30, 5, 4000000, 5, -30))
     with pytest.raises(SuperResError, match="rotated or sheared.*Warp"):
         sr(src, tmp_path / "o.tif")
     assert not (tmp_path / "o.tif").exists()
 
 
 def test_no_crs_works_and_says_so(tmp_path):
-    out, log = sr(make(tmp_path / "nocrs.tif", real_band()[None], epsg=None), tmp_path / "o.tif")
+    out, log = sr(write_raster(tmp_path / "nocrs.tif", real_band()[None], epsg=None), tmp_path / "o.tif")
     assert out.shape == (1, 128, 128)
     assert gdal.Open(str(tmp_path / "o.tif")).GetProjection() == ""
     assert any("no CRS" in line for line in log)

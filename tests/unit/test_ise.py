@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.engine import FILL_ITERATIONS, ise
+from backend.engine import ise
 from backend.job import super_resolve_array
 from backend.metrics import lr_consistency
-from backend.resample import degrade, ise_growth, torch_upsample
+from backend.resample import degrade, torch_upsample
 from helpers import AERIAL, LANDSAT, read
 
 
@@ -43,18 +43,6 @@ def test_paper_bilinear_kernel_is_selectable():
     a = super_resolve_array(lr, 4, "bicubic", 3, device="cpu", ise_kernel="bilinear")
     b = super_resolve_array(lr, 4, "bicubic", 3, device="cpu", ise_kernel="bicubic")
     assert np.abs(a.astype(int) - b.astype(int)).max() > 0
-
-
-def test_margin_grows_with_iterations():
-    from backend.engine import build_engine
-    from backend.normalise import BandStats
-    from backend.registry import get_model
-    stats = BandStats((0.0,), (1.0,))
-    e0 = build_engine(get_model("dganet"), 4, stats, 1, False, "cpu", 0)
-    e7 = build_engine(get_model("dganet"), 4, stats, 1, False, "cpu", 7)
-    assert e0.safe_margin == e0.net.receptive_radius() + FILL_ITERATIONS
-    assert e7.safe_margin - e0.safe_margin == 7 * ise_growth("bicubic")
-    assert e7.ise_kernel == "bicubic"  # from the weights' recorded degradation
 
 
 def test_ise_ignores_nodata_pixels():
