@@ -12,7 +12,7 @@ from osgeo import gdal
 
 from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job
-from helpers import AERIAL, COLLAR, LANDSAT, copy_with, read, write_raster
+from helpers import AERIAL, COLLAR, LANDSAT, assert_same_pixels, copy_with, read, write_raster
 
 
 def sr(src, out, **kw):
@@ -138,7 +138,11 @@ def test_extent_smaller_than_a_pixel_gives_that_pixel(tmp_path):
     ext = (x0 + 10.2 * pw, y0 + 5.6 * ph, x0 + 10.4 * pw, y0 + 5.3 * ph)
     out, _ = sr(LANDSAT, tmp_path / "o.tif", model="bicubic", extent=ext)
     assert out.shape == (3, 2, 2)
-    assert gdal.Open(str(tmp_path / "o.tif")).GetGeoTransform()[0] == pytest.approx(x0 + 10 * pw)
+    gt = gdal.Open(str(tmp_path / "o.tif")).GetGeoTransform()
+    assert gt[0] == pytest.approx(x0 + 10 * pw, abs=1e-3 * pw)       # column 10
+    assert gt[3] == pytest.approx(y0 + 5 * ph, abs=1e-3 * abs(ph))   # row 5
+    full, _ = sr(LANDSAT, tmp_path / "full.tif", model="bicubic")
+    assert_same_pixels(out, full[:, 10:12, 20:22])
 
 
 def test_empty_extent_is_refused(tmp_path):
