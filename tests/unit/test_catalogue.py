@@ -249,3 +249,10 @@ def test_cuda_without_gpu(tmp_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(SuperResError, match="no CUDA GPU.*auto"):
         sr(LANDSAT, tmp_path / "o.tif", device="cuda")
+
+
+def test_device_auto_uses_the_gpu_when_torch_sees_one(tmp_path):
+    import torch
+    out, log = sr(LANDSAT, tmp_path / "o.tif", model="bicubic", ise_iterations=1, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f"Device: {expected}" in log and out.shape == (3, 256, 256)
