@@ -49,18 +49,18 @@ def test_provider_and_parameters_registered():
 def test_run_dganet_with_ise(tmp_path):
     out, log = tmp_path / "sr.tif", Log()
     res = processing.run("superres:superresolve", {
-        "INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "4", "ISE_ITERATIONS": 3,
+        "INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "2", "ISE_ITERATIONS": 3,
         "DEVICE": "auto", "TILE_SIZE": 64, "OUTPUT": str(out)}, feedback=log)
     assert res["OUTPUT"] == str(out)
     a, b = gdal.Open(str(LANDSAT)), gdal.Open(str(out))
-    assert (b.RasterXSize, b.RasterYSize, b.RasterCount) == (512, 512, 3)
-    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1] / 4
+    assert (b.RasterXSize, b.RasterYSize, b.RasterCount) == (256, 256, 3)
+    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1] / 2
     assert b.GetProjection() == a.GetProjection()
     # TILE_SIZE 64 cuts the 128 px layer in four; DEVICE auto takes the GPU only when there is one
     assert any(line.startswith("Tiles: 4 of up to 64 px with a ") for line in log.lines), log.lines
     assert f"Device: {'cuda' if torch.cuda.is_available() else 'cpu'}" in log.lines
     assert "ISE: 3 iterations, kernel bicubic" in log.lines
-    assert "Output: 512 x 512 px, pixel size 7.5 x 7.5" in log.lines
+    assert "Output: 256 x 256 px, pixel size 15 x 15" in log.lines
     assert len([line for line in log.lines if line.startswith("Elapsed: ") and float(line.split()[1]) > 0]) == 1
 
 
