@@ -65,7 +65,8 @@ def write_raster(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), e
 
 
 def mosaic(h, w, band=0, y=0, x=0):
-    """A (1, h, w) real raster bigger than the crops: Landsat band ``band`` mirrored 2 x 2 (256 px), cropped at (y, x)."""
+    """A (1, h, w) real raster bigger than the crops: Landsat band ``band`` mirrored 2 x 2
+    (256 x 256 px), cropped at row ``y``, column ``x``."""
     tile = read(LANDSAT)[band]
     big = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
     assert y + h <= big.shape[0] and x + w <= big.shape[1], "the mosaic is 256 x 256"

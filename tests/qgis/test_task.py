@@ -86,7 +86,8 @@ def test_two_tasks_at_once_match_runs_alone(tmp_path, package):
     manager.statusChanged.connect(status_changed)   # before the tasks start, so no change is missed
     try:
         for i, p in enumerate(params):
-            _runner(package).run_in_background(p, project, on_finished=lambda ok, lyr, i=i: finished.update({i: (ok, lyr)}))
+            _runner(package).run_in_background(
+                p, project, on_finished=lambda ok, lyr, i=i: finished.update({i: (ok, lyr)}))
         _until(lambda: len(finished) == 2)
     finally:
         manager.statusChanged.disconnect(status_changed)

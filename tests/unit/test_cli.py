@@ -152,7 +152,8 @@ def test_evaluate_subcommand_reports_the_library_numbers():
     assert [(c[0].strip(), int(c[2])) for c in table] == [(r.model, r.ise) for r in rows] == \
         [("bicubic", 0), ("bicubic", 2), ("nearest", 0), ("nearest", 2)]
     for cells, r in zip(table, rows):
-        assert float(cells[3]) == pytest.approx(r.psnr, abs=0.005) and float(cells[5]) == pytest.approx(r.ssim, abs=5e-5)
+        assert float(cells[3]) == pytest.approx(r.psnr, abs=0.005)
+        assert float(cells[5]) == pytest.approx(r.ssim, abs=5e-5)
         assert float(cells[7]) == pytest.approx(r.lr_consistency, abs=5e-4)
     # a real pair of the wrong scale: one line
     proc = cli("evaluate", LANDSAT, "--scale", "4", "--models", "bicubic", "--lr", DATA / "landsat_b2_60m_64.tif")
