@@ -48,9 +48,20 @@ def _extent(text: str):
     return tuple(vals)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error here.
+
+    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's type).
+    """
+
+    def error(self, message: str):
+        """Print ``Error: message`` on stderr and exit 2 (argparse prints the whole usage)."""
+        self.exit(2, f"Error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with model choices from the registry."""
-    p = argparse.ArgumentParser(prog="python -m backend", description="Raster super-resolution.")
+    p = _OneLineParser(prog="python -m backend", description="Raster super-resolution.")
     sub = p.add_subparsers(dest="command", required=True)
 
     sr = sub.add_parser("superresolve", help="super-resolve a raster file")

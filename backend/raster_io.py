@@ -336,11 +336,19 @@ class GdalWriter:
     def commit(self, overwrite: bool) -> None:
         """Flush, close (and make the COG), then move the result to its final name."""
         gdal = _gdal()
-        self.flush()
+        # Blocks still in GDAL's cache reach the disk only now: a full disk
+        # shows up here, and the half-written file must not be renamed.
+        gdal.ErrorReset()
+        try:
+            self._ds.FlushCache()
+        except RuntimeError:
+            pass  # raised when GDAL exceptions are on; the error type is checked below
         self._mask = None
         self._ds = None
-        if gdal.GetLastErrorType() >= gdal.CE_Failure and not self.tmp.exists():
-            raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg()}")
+        if gdal.GetLastErrorType() >= gdal.CE_Failure or not self.tmp.exists():
+            message = gdal.GetLastErrorMsg() or "the file was not written"
+            self.abort()
+            raise SuperResError(f"Writing the output failed: {message}")
         result = self.tmp
         if self.cog:
             result = self._make_cog(gdal)

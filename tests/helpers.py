@@ -45,6 +45,65 @@ def copy_with(src, dst, array=None, nodata=None, scale=None, offset=None, descri
     return Path(dst)
 
 
+def write_raster(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32633,
+                 nodata=None, dtype=None):
+    """Write a (C, H, W) array of real pixels as a GeoTIFF (Float32 unless ``dtype`` names a GDAL type)."""
+    from osgeo import gdal, osr
+    dtype = dtype or gdal.GDT_Float32
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
+    ds.SetGeoTransform(gt)
+    if epsg:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetProjection(srs.ExportToWkt())
+    for i in range(array.shape[0]):
+        ds.GetRasterBand(i + 1).WriteArray(array[i])
+        if nodata is not None:
+            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
+    ds = None
+    return Path(path)
+
+
+def mosaic(h, w, band=0, y=0, x=0):
+    """A (1, h, w) real raster bigger than the crops: Landsat band ``band`` mirrored 2 x 2
+    (256 x 256 px), cropped at row ``y``, column ``x``."""
+    tile = read(LANDSAT)[band]
+    big = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
+    assert y + h <= big.shape[0] and x + w <= big.shape[1], "the mosaic is 256 x 256"
+    return np.ascontiguousarray(big[None, y:y + h, x:x + w])
+
+
+def keys_upsample(a, s):
+    """Keys' cubic convolution (a = -0.75) of a 2-D array by ``s``, pixel centres aligned, edges
+    mirrored: an independent reference for the bicubic model, written out here."""
+    def cubic(t):
+        t = np.abs(t)
+        return np.where(t <= 1, 1.25 * t ** 3 - 2.25 * t ** 2 + 1,
+                        np.where(t < 2, -0.75 * (t ** 3 - 5 * t ** 2 + 8 * t - 4), 0.0))
+
+    def along(a, axis):
+        pad = [(2, 2) if ax == axis else (0, 0) for ax in range(a.ndim)]
+        p = np.pad(a, pad, mode="symmetric")
+        out = []
+        for x in range(a.shape[axis] * s):
+            src = (x + 0.5) / s - 0.5
+            i0 = int(np.floor(src))
+            out.append(sum(cubic(src - k) * np.take(p, k + 2, axis=axis) for k in range(i0 - 1, i0 + 3)))
+        return np.stack(out, axis=axis)
+    return along(along(np.asarray(a, np.float64), 0), 1)
+
+
+def assert_same_pixels(a, b):
+    """Equal arrays up to a rounding flip: at most 1 unit apart, on at most 0.1% of the pixels.
+
+    Two runs over different extents normalise with different statistics, so a
+    value on a .5 boundary may round either way; a shifted window is far off.
+    """
+    assert a.shape == b.shape, (a.shape, b.shape)
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.001, (diff.max(), (diff > 0).mean())
+
+
 def shipped_scales(weight_set: str):
     """Scales with shipped dganet weights of a weight set (aerial, landsat)."""
     import sys

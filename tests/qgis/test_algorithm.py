@@ -2,11 +2,32 @@
 import numpy as np
 import processing
 import pytest
-from osgeo import gdal
+import torch
+from osgeo import gdal, osr
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform,
-                       QgsProcessingException, QgsProject, QgsRasterLayer, QgsRectangle)
+                       QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer,
+                       QgsRectangle)
 
-from helpers import AERIAL, LANDSAT, read
+from helpers import AERIAL, COLLAR, LANDSAT, assert_same_pixels, read
+
+
+class Log(QgsProcessingFeedback):
+    """Feedback that keeps the algorithm's log lines."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushInfo(self, info):
+        """Keep the line."""
+        self.lines.append(info)
+        super().pushInfo(info)
+
+
+def _no_gpu():
+    """Skip where a GPU makes DEVICE cuda legitimate."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: DEVICE cuda would run")
 
 
 def test_provider_and_parameters_registered():
@@ -30,15 +51,21 @@ def test_provider_and_parameters_registered():
 
 
 def test_run_dganet_with_ise(tmp_path):
-    out = tmp_path / "sr.tif"
+    out, log = tmp_path / "sr.tif", Log()
     res = processing.run("superres:superresolve", {
-        "INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "4", "ISE_ITERATIONS": 3,
-        "TILE_SIZE": 64, "OUTPUT": str(out)})
+        "INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "2", "ISE_ITERATIONS": 3,
+        "DEVICE": "auto", "TILE_SIZE": 64, "OUTPUT": str(out)}, feedback=log)
     assert res["OUTPUT"] == str(out)
     a, b = gdal.Open(str(LANDSAT)), gdal.Open(str(out))
-    assert (b.RasterXSize, b.RasterYSize, b.RasterCount) == (512, 512, 3)
-    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1] / 4
+    assert (b.RasterXSize, b.RasterYSize, b.RasterCount) == (256, 256, 3)
+    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1] / 2
     assert b.GetProjection() == a.GetProjection()
+    # TILE_SIZE 64 cuts the 128 px layer in four; DEVICE auto takes the GPU only when there is one
+    assert any(line.startswith("Tiles: 4 of up to 64 px with a ") for line in log.lines), log.lines
+    assert f"Device: {'cuda' if torch.cuda.is_available() else 'cpu'}" in log.lines
+    assert "ISE: 3 iterations, kernel bicubic" in log.lines
+    assert "Output: 256 x 256 px, pixel size 15 x 15" in log.lines
+    assert len([line for line in log.lines if line.startswith("Elapsed: ") and float(line.split()[1]) > 0]) == 1
 
 
 def test_same_pixels_as_backend_cli(tmp_path):
@@ -63,41 +90,126 @@ def test_scale_without_weights_lists_scales(tmp_path, package, monkeypatch):
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_extent_in_another_crs_is_snapped(tmp_path):
+@pytest.fixture(scope="module")
+def aerial_x2(tmp_path_factory):
+    """The whole-layer bicubic x2 run of the aerial crop, through the algorithm."""
+    out = tmp_path_factory.mktemp("full") / "full.tif"
+    processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "bicubic", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "OUTPUT": str(out)})
+    return read(out)
+
+
+def _corner_window(path):
+    """The output's (column, row) in input pixels, which must be whole numbers."""
+    x0, pw, _, y0, _, ph = gdal.Open(str(AERIAL)).GetGeoTransform()
+    gt = gdal.Open(str(path)).GetGeoTransform()
+    col, row = (gt[0] - x0) / pw, (gt[3] - y0) / ph
+    assert abs(col - round(col)) < 1e-3 and abs(row - round(row)) < 1e-3, (col, row)
+    return round(col), round(row)
+
+
+def test_extent_in_the_layer_crs_pins_the_window(tmp_path, aerial_x2):
     layer = QgsRasterLayer(str(AERIAL), "aerial")
     ext = layer.extent()
     x0, y1 = ext.xMinimum(), ext.yMaximum()
-    # pixels 20.3..60.7 x 10.2..50.5 in layer units (0.1 m pixels), given in WGS 84
-    inner = QgsRectangle(x0 + 2.03, y1 - 5.05, x0 + 6.07, y1 - 1.02)
+    # columns 20.3 to 60.7, rows 10.2 to 50.5 (0.1 m pixels): snaps to x 20, y 10, 41 x 41
+    out = tmp_path / "ext.tif"
+    processing.run("superres:superresolve", {
+        "INPUT": layer, "MODEL": "bicubic", "SCALE": "2", "ISE_ITERATIONS": 0,
+        "EXTENT": f"{x0 + 2.03},{x0 + 6.07},{y1 - 5.05},{y1 - 1.02} [{layer.crs().authid()}]",
+        "OUTPUT": str(out)})
+    ds = gdal.Open(str(out))
+    assert _corner_window(out) == (20, 10) and (ds.RasterXSize, ds.RasterYSize) == (82, 82)
+    assert_same_pixels(read(out), aerial_x2[:, 20:102, 40:122])
+
+
+def test_extent_in_another_crs_is_snapped(tmp_path, aerial_x2):
+    layer = QgsRasterLayer(str(AERIAL), "aerial")
+    x0, pw, _, y0, _, ph = gdal.Open(str(AERIAL)).GetGeoTransform()
+    # about columns 20.3 to 60.7 and rows 10.2 to 50.5, given in WGS 84
+    inner = QgsRectangle(x0 + 20.3 * pw, y0 + 50.5 * ph, x0 + 60.7 * pw, y0 + 10.2 * ph)
     wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-    tr = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance())
-    geo = tr.transformBoundingBox(inner)
+    geo = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance()).transformBoundingBox(inner)
+    # expected: the WGS 84 box's corners back in UTM by OSR (not QGIS), snapped outward
+    utm, ll = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromWkt(gdal.Open(str(AERIAL)).GetProjection())
+    ll.ImportFromEPSG(4326)
+    ll.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_utm = osr.CoordinateTransformation(ll, utm)
+    corners = [to_utm.TransformPoint(x, y)[:2] for x in (geo.xMinimum(), geo.xMaximum())
+               for y in (geo.yMinimum(), geo.yMaximum())]
+    cols = [(x - x0) / pw for x, _ in corners]
+    rows = [(y - y0) / ph for _, y in corners]
+    assert all(0.01 < v % 1 < 0.99 for v in cols + rows)   # no edge within a hundredth of a pixel line
+    c0, c1 = int(np.floor(min(cols))), int(np.ceil(max(cols)))
+    r0, r1 = int(np.floor(min(rows))), int(np.ceil(max(rows)))
     out = tmp_path / "ext.tif"
     processing.run("superres:superresolve", {
         "INPUT": layer, "MODEL": "bicubic", "SCALE": "2", "ISE_ITERATIONS": 0,
         "EXTENT": f"{geo.xMinimum()},{geo.xMaximum()},{geo.yMinimum()},{geo.yMaximum()} [EPSG:4326]",
         "OUTPUT": str(out)})
-    b = gdal.Open(str(out))
-    gt = b.GetGeoTransform()
-    # the extent, back in UTM, is snapped outward to whole input pixels
-    col0 = round((gt[0] - x0) / 0.1, 6)
-    row0 = round((y1 - gt[3]) / 0.1, 6)
-    assert col0 == int(col0) and row0 == int(row0)
-    assert col0 <= 20 and row0 <= 10
-    assert (col0 + b.RasterXSize / 2) >= 61 and (row0 + b.RasterYSize / 2) >= 51
+    ds = gdal.Open(str(out))
+    assert _corner_window(out) == (c0, r0)
+    assert (ds.RasterXSize, ds.RasterYSize) == (2 * (c1 - c0), 2 * (r1 - r0))
+    assert c0 <= 20 and r0 <= 10 and c1 >= 61 and r1 >= 51 and c1 - c0 < 45   # around the asked box
+    assert_same_pixels(read(out), aerial_x2[:, 2 * r0:2 * r1, 2 * c0:2 * c1])
 
 
 def test_bands_parameter(tmp_path):
     out = tmp_path / "b.tif"
     processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "bicubic", "SCALE": "2",
                                              "ISE_ITERATIONS": 0, "BANDS": [3], "OUTPUT": str(out)})
+    full = tmp_path / "full.tif"
+    processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "bicubic", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "OUTPUT": str(full)})
     assert gdal.Open(str(out)).RasterCount == 1
-    with pytest.raises(QgsProcessingException):
+    np.testing.assert_array_equal(read(out)[0], read(full)[2])          # band 3, not band 1
+    with pytest.raises(QgsProcessingException, match="BANDS 5 out of range: the input has bands 1 to 3"):
         processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "bicubic",
                                                  "SCALE": "2", "BANDS": [5], "OUTPUT": str(tmp_path / "x.tif")})
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_advanced_parameters_reach_the_run(tmp_path, package):
+    """TILE_OVERLAP, ISE_KERNEL, WEIGHTS, SELF_ENSEMBLE, ZERO_COLLAR and OUTPUT_MASK: the backend's pixels."""
+    job = package.backend.job
+    x0, pw, _, y0, _, ph = gdal.Open(str(COLLAR)).GetGeoTransform()
+    extent = (x0 + 10 * pw, y0 + 50 * ph, x0 + 60 * pw, y0 + 10 * ph)     # 50 x 40 px, the collar's edge
+    out, log = tmp_path / "alg.tif", Log()
+    processing.run("superres:superresolve", {
+        "INPUT": str(COLLAR), "MODEL": "dganet", "SCALE": "2", "ISE_ITERATIONS": 1, "BANDS": [2],
+        "EXTENT": f"{extent[0]},{extent[2]},{extent[1]},{extent[3]}", "TILE_SIZE": 16, "TILE_OVERLAP": 4,
+        "ISE_KERNEL": "bilinear", "WEIGHTS": "aerial", "SELF_ENSEMBLE": True, "ZERO_COLLAR": False,
+        "OUTPUT_MASK": True, "OUTPUT": str(out)}, feedback=log)
+    text = "\n".join(log.lines)
+    assert "Tiles: 12 of up to 16 px with a 4 px margin" in text
+    assert "kernel bilinear, self-ensemble of 8 flips and rotations" in text
+    assert "weights 'aerial'" in text.lower() and "zeros line" not in text
+    ref = tmp_path / "ref.tif"
+    job.run_job(job.SuperResolveJob(str(COLLAR), str(ref), "dganet", 2, 1, extent=extent, bands=[2], tile_size=16,
+                                    tile_overlap=4, ise_kernel="bilinear", write_mask=True, zero_collar="off",
+                                    weights="aerial", self_ensemble=True))
+    np.testing.assert_array_equal(read(out), read(ref))
+    a = gdal.Open(str(out))
+    assert a.GetRasterBand(1).GetNoDataValue() is None                 # zeros are data here
+    assert a.GetRasterBand(1).GetMaskFlags() == gdal.GMF_PER_DATASET   # the mask band is there
+    with pytest.raises(QgsProcessingException, match="TILE_OVERLAP"):
+        processing.run("superres:superresolve", {"INPUT": str(COLLAR), "MODEL": "bicubic", "SCALE": "2",
+                                                 "TILE_OVERLAP": -1, "OUTPUT": str(tmp_path / "x.tif")})
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_existing_output_is_replaced(tmp_path):
+    out = tmp_path / "o.tif"
+    out.write_bytes(b"an old file")   # the dialog asked before choosing it
+    processing.run("superres:superresolve", {"INPUT": str(LANDSAT), "MODEL": "nearest", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "OUTPUT": str(out)})
+    np.testing.assert_array_equal(read(out), np.kron(read(LANDSAT), np.ones((1, 2, 2), np.uint16)))
+    assert [p.name for p in tmp_path.iterdir()] == ["o.tif"]
 
 
 def test_cuda_without_gpu_is_a_clear_error(tmp_path):
+    _no_gpu()
     with pytest.raises(QgsProcessingException, match="no CUDA GPU"):
         processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "bicubic", "SCALE": "2",
                                                  "DEVICE": "cuda", "OUTPUT": str(tmp_path / "c.tif")})

@@ -2,10 +2,11 @@
 import time
 from importlib import import_module
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+import numpy as np
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsTask
 from qgis.PyQt.QtWidgets import QAction
 
-from helpers import AERIAL, LANDSAT
+from helpers import AERIAL, LANDSAT, read
 
 
 def _until(condition, timeout=300):
@@ -134,3 +135,33 @@ def test_without_torch_the_message_bar_offers_the_installer(qgis_iface, package,
     finally:
         plugin.unload()
         bar.clearWidgets()
+
+
+def test_two_tasks_at_once_match_runs_alone(tmp_path, package):
+    """Two runs in QGIS at the same time (each loads its own network) give the pixels of runs alone."""
+    project = QgsProject.instance()
+    params = [{"INPUT": str(LANDSAT), "MODEL": "dganet", "SCALE": "2", "ISE_ITERATIONS": 1, "BANDS": [1, 3],
+               "OUTPUT": str(tmp_path / "a.tif")},
+              {"INPUT": str(AERIAL), "MODEL": "dganet", "SCALE": "2", "ISE_ITERATIONS": 1,
+               "OUTPUT": str(tmp_path / "b.tif")}]
+    finished, statuses = {}, []
+    manager = QgsApplication.taskManager()
+
+    def status_changed(_task_id, status):
+        statuses.append(status)
+    manager.statusChanged.connect(status_changed)   # before the tasks start, so no change is missed
+    try:
+        for i, p in enumerate(params):
+            _runner(package).run_in_background(
+                p, project, on_finished=lambda ok, lyr, i=i: finished.update({i: (ok, lyr)}))
+        _until(lambda: len(finished) == 2)
+    finally:
+        manager.statusChanged.disconnect(status_changed)
+    running = [s for s in statuses if s in (QgsTask.Running, QgsTask.Complete)]
+    assert running[:2] == [QgsTask.Running, QgsTask.Running], statuses   # both ran before either ended
+    assert all(ok and lyr.isValid() and project.mapLayer(lyr.id()) is lyr for ok, lyr in finished.values())
+    job = package.backend.job
+    for i, p in enumerate(params):
+        ref = tmp_path / f"ref{i}.tif"
+        job.run_job(job.SuperResolveJob(p["INPUT"], str(ref), "dganet", 2, 1, bands=p.get("BANDS")))
+        np.testing.assert_array_equal(read(p["OUTPUT"]), read(ref))

@@ -4,31 +4,16 @@ Either a correct result (pixels and georeferencing asserted) or one clear
 SuperResError naming the problem and the fix. Cases that need QGIS (a WMS
 layer, an extent in another CRS) are in tests/qgis.
 """
+import re
+
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job
-from helpers import AERIAL, COLLAR, LANDSAT, copy_with, read
-
-
-def make(path, array, gt=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32633, nodata=None,
-         dtype=None):
-    """Write a GeoTIFF from a (C, H, W) array of real pixels."""
-    dtype = dtype or gdal.GDT_Float32
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
-    ds.SetGeoTransform(gt)
-    if epsg:
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(epsg)
-        ds.SetProjection(srs.ExportToWkt())
-    for i in range(array.shape[0]):
-        ds.GetRasterBand(i + 1).WriteArray(array[i])
-        if nodata is not None:
-            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
-    ds = None
-    return path
+from helpers import (AERIAL, COLLAR, LANDSAT, assert_same_pixels, copy_with, keys_upsample, read,
+                     write_raster)
 
 
 def sr(src, out, **kw):
@@ -70,7 +55,7 @@ def test_nan_and_inf_stay_local(tmp_path, dtype):
     a[0, 10:14, 10:14] = np.nan
     a[0, 40, 40] = np.inf
     a[0, 50, 5] = -np.inf
-    out, _ = sr(make(tmp_path / "nan.tif", a, dtype=dtype), tmp_path / "o.tif")
+    out, _ = sr(write_raster(tmp_path / "nan.tif", a, dtype=dtype), tmp_path / "o.tif")
     bad = np.kron(~np.isfinite(a[0]), np.ones((2, 2), bool))
     assert np.isnan(out[0][bad]).all()
     assert np.isfinite(out[0][~bad]).all()          # NaN never spreads
@@ -80,12 +65,12 @@ def test_nan_and_inf_stay_local(tmp_path, dtype):
 def test_nan_with_declared_nodata_becomes_nodata(tmp_path):
     a = real_band()[None]
     a[0, :5] = np.nan
-    out, _ = sr(make(tmp_path / "n.tif", a, nodata=-9999), tmp_path / "o.tif", model="bicubic")
+    out, _ = sr(write_raster(tmp_path / "n.tif", a, nodata=-9999), tmp_path / "o.tif", model="bicubic")
     assert (out[0, :10] == -9999).all() and (out[0, 10:] != -9999).all()
 
 
 def test_constant_raster(tmp_path):
-    out, _ = sr(make(tmp_path / "c.tif", np.full((1, 32, 32), 812.0, np.float32)), tmp_path / "o.tif",
+    out, _ = sr(write_raster(tmp_path / "c.tif", np.full((1, 32, 32), 812.0, np.float32)), tmp_path / "o.tif",
                 ise_iterations=2)
     np.testing.assert_allclose(out, 812.0, atol=0.5)
 
@@ -93,16 +78,24 @@ def test_constant_raster(tmp_path):
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (3, 120), (120, 2)])
 def test_tiny_and_thin_rasters(tmp_path, shape):
     a = real_band(*shape)[None]
-    out, _ = sr(make(tmp_path / "t.tif", a), tmp_path / "o.tif", scale=4, ise_iterations=2)
-    assert out.shape == (1, shape[0] * 4, shape[1] * 4)
-    assert np.isfinite(out).all()
-    assert abs(out.mean() - a.mean()) < 0.05 * a.mean()
+    src = write_raster(tmp_path / "t.tif", a)
+    # bicubic: Keys' kernel computed here, raster edges mirrored (a 1-pixel row is its own reflection)
+    bic, _ = sr(src, tmp_path / "b.tif", model="bicubic", scale=4)
+    span = float(np.ptp(real_band(8, 8))) if shape == (1, 1) else float(np.ptp(a))
+    assert np.abs(bic[0] - keys_upsample(a[0], 4)).max() <= 1e-5 * span
+    out, _ = sr(src, tmp_path / "o.tif", scale=4, ise_iterations=2)
+    assert out.shape == (1, shape[0] * 4, shape[1] * 4) and np.isfinite(out).all()
+    # dganet + ISE: each 4 x 4 block averages to its input pixel (one pixel: all of it is that
+    # value), and the picture stays near bicubic's
+    blocks = out[0].reshape(shape[0], 4, shape[1], 4).mean(axis=(1, 3))
+    assert np.abs(blocks - a[0]).max() <= (1e-4 if shape == (1, 1) else 0.05) * span
+    assert np.abs(out[0] - keys_upsample(a[0], 4)).mean() <= (1e-4 if shape == (1, 1) else 0.05) * span
 
 
 def test_seven_bands_run_band_by_band(tmp_path):
     l3 = read(LANDSAT)[:, :48, :48]
     a = np.concatenate([l3, l3[::-1], l3[:1]]).astype(np.uint16)   # 7 real bands
-    src = make(tmp_path / "seven.tif", a, dtype=gdal.GDT_UInt16)
+    src = write_raster(tmp_path / "seven.tif", a, dtype=gdal.GDT_UInt16)
     out, _ = sr(src, tmp_path / "o.tif")
     single, _ = sr(src, tmp_path / "b5.tif", bands=[5])
     assert out.shape == (7, 96, 96) and out.dtype == np.uint16
@@ -110,14 +103,14 @@ def test_seven_bands_run_band_by_band(tmp_path):
 
 
 def test_rotated_geotransform_is_refused(tmp_path):
-    src = make(tmp_path / "rot.tif", real_band()[None], gt=(500000, 30, 5, 4000000, 5, -30))
+    src = write_raster(tmp_path / "rot.tif", real_band()[None], gt=(500000, 30, 5, 4000000, 5, -30))
     with pytest.raises(SuperResError, match="rotated or sheared.*Warp"):
         sr(src, tmp_path / "o.tif")
     assert not (tmp_path / "o.tif").exists()
 
 
 def test_no_crs_works_and_says_so(tmp_path):
-    out, log = sr(make(tmp_path / "nocrs.tif", real_band()[None], epsg=None), tmp_path / "o.tif")
+    out, log = sr(write_raster(tmp_path / "nocrs.tif", real_band()[None], epsg=None), tmp_path / "o.tif")
     assert out.shape == (1, 128, 128)
     assert gdal.Open(str(tmp_path / "o.tif")).GetProjection() == ""
     assert any("no CRS" in line for line in log)
@@ -154,7 +147,11 @@ def test_extent_smaller_than_a_pixel_gives_that_pixel(tmp_path):
     ext = (x0 + 10.2 * pw, y0 + 5.6 * ph, x0 + 10.4 * pw, y0 + 5.3 * ph)
     out, _ = sr(LANDSAT, tmp_path / "o.tif", model="bicubic", extent=ext)
     assert out.shape == (3, 2, 2)
-    assert gdal.Open(str(tmp_path / "o.tif")).GetGeoTransform()[0] == pytest.approx(x0 + 10 * pw)
+    gt = gdal.Open(str(tmp_path / "o.tif")).GetGeoTransform()
+    assert gt[0] == pytest.approx(x0 + 10 * pw, abs=1e-3 * pw)       # column 10
+    assert gt[3] == pytest.approx(y0 + 5 * ph, abs=1e-3 * abs(ph))   # row 5
+    full, _ = sr(LANDSAT, tmp_path / "full.tif", model="bicubic")
+    assert_same_pixels(out, full[:, 10:12, 20:22])
 
 
 def test_empty_extent_is_refused(tmp_path):
@@ -197,20 +194,46 @@ def test_existing_output_open_elsewhere_is_replaced_atomically(tmp_path):
     held = None
 
 
-def test_write_failure_such_as_a_full_disk(tmp_path, monkeypatch):
-    from backend import raster_io
-    calls = {"n": 0}
-    real = raster_io.GdalWriter.write
+# Run in a child process: the file-size limit is the kernel's, so GDAL's own
+# write() fails with EFBIG exactly where a full disk gives ENOSPC. A small tmpfs
+# would need root and mount rights; this works for any user.
+_FULL_DISK = r"""
+import json, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # fail the write instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+from osgeo import gdal
+from backend.errors import SuperResError
+from backend.job import SuperResolveJob, run_job
+src, folder = sys.argv[1:3]
+for name, cache in (("tile", 256 * 1024), ("flush", None)):
+    if cache:
+        gdal.SetCacheMax(cache)   # small: blocks reach the disk during the tile writes
+    else:
+        gdal.SetCacheMax(512 * 1024 * 1024)   # large: they reach it when the file is closed
+    try:
+        run_job(SuperResolveJob(src, f"{folder}/{name}.tif", "nearest", 8, tile_size=64))
+        print(json.dumps([name, "no error"]))
+    except SuperResError as exc:
+        print(json.dumps([name, str(exc)]))
+"""
 
-    def full(self, window, values, valid=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: No space left on device")
-        return real(self, window, values, valid)
 
-    monkeypatch.setattr(raster_io.GdalWriter, "write", full)
-    with pytest.raises(SuperResError, match="No space left"):
-        sr(LANDSAT, tmp_path / "o.tif", model="bicubic", tile_size=48)
+def test_write_failure_such_as_a_full_disk(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from helpers import ROOT
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(LANDSAT), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    errors = dict(json.loads(line) for line in proc.stdout.splitlines())
+    # GdalWriter.write's own branch, naming the tile's place (HR pixels, tiles of 64 x 8)
+    m = re.fullmatch(r"Writing the output failed at x (\d+), y (\d+): .+", errors["tile"])
+    assert m and int(m[1]) % 512 == 0 and int(m[2]) % 512 == 0, errors["tile"]
+    # a failure while the last blocks are flushed is an error too, never a truncated output
+    assert errors["flush"].startswith("Writing the output failed"), errors["flush"]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -226,3 +249,10 @@ def test_cuda_without_gpu(tmp_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(SuperResError, match="no CUDA GPU.*auto"):
         sr(LANDSAT, tmp_path / "o.tif", device="cuda")
+
+
+def test_device_auto_uses_the_gpu_when_torch_sees_one(tmp_path):
+    import torch
+    out, log = sr(LANDSAT, tmp_path / "o.tif", model="bicubic", ise_iterations=1, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f"Device: {expected}" in log and out.shape == (3, 256, 256)

@@ -32,10 +32,43 @@ def test_pair_must_match_the_scale():
         evaluate_file(str(LANDSAT), 4, ["bicubic"], [0], bands=[1], lr_path=str(PAIR_LR))
 
 
-def test_degraded_mode_on_aerial():
-    rows = evaluate_file(str(AERIAL), 4, ["bicubic", "dganet"], [0])
-    assert all(np.isfinite([r.psnr, r.ssim, r.sam, r.ergas]).all() for r in rows)
-    assert rows[0].sam > 0 and 0 < rows[1].ssim < 1
+def _reference_metrics(hr, sr, s):
+    """PSNR and SSIM per band by scikit-image, MSE, SAM and ERGAS written out, s pixels shaved."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    a = hr[:, s:-s, s:-s].astype(np.float64)
+    b = sr[:, s:-s, s:-s].astype(np.float64)
+    ranges = [255.0 if hr.dtype == np.uint8 else float(np.ptp(hr[c])) for c in range(hr.shape[0])]
+    cos = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return dict(
+        psnr_bands=[peak_signal_noise_ratio(a[c], b[c], data_range=r) for c, r in enumerate(ranges)],
+        ssim_bands=[structural_similarity(b[c], a[c], data_range=r, gaussian_weights=True, sigma=1.5,
+                                          use_sample_covariance=False) for c, r in enumerate(ranges)],
+        mse=float(((a - b) ** 2).mean()),   # equal band sizes: the mean of the per-band MSEs
+        sam=float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()),
+        ergas=100 / s * float(np.sqrt(np.mean([((a[c] - b[c]) ** 2).mean() / a[c].mean() ** 2
+                                                for c in range(a.shape[0])]))))
+
+
+def _check_row(row, ref):
+    assert row.psnr_bands == pytest.approx(ref["psnr_bands"], abs=1e-9)
+    assert row.ssim_bands == pytest.approx(ref["ssim_bands"], abs=1e-6)
+    assert row.psnr == pytest.approx(np.mean(ref["psnr_bands"]), abs=1e-9)
+    assert row.ssim == pytest.approx(np.mean(ref["ssim_bands"]), abs=1e-6)
+    assert row.mse == pytest.approx(ref["mse"], rel=1e-9)
+    assert row.sam == pytest.approx(ref["sam"], abs=1e-6)
+    assert row.ergas == pytest.approx(ref["ergas"], rel=1e-6)
+
+
+def test_degraded_mode_on_aerial(tmp_path):
+    """Each row's numbers, recomputed from the SR raster it wrote with scikit-image and by hand."""
+    rows = evaluate_file(str(AERIAL), 4, ["bicubic", "dganet"], [0], sr_folder=str(tmp_path))
+    hr = read(AERIAL)
+    for row in rows:
+        sr = read(tmp_path / f"{row.model}_ise0_x4.tif")
+        ref = _reference_metrics(hr, sr, 4)
+        _check_row(row, ref)
+        assert 15 < row.psnr < 40 and 0.2 < row.ssim < 0.99 and row.sam > 0   # a real, imperfect result
+    assert rows[1].weights == "aerial" and rows[1].psnr > rows[0].psnr        # the network beats bicubic
 
 
 def test_gdalwarp_cubic_row_is_gdalwarp_itself(tmp_path):
@@ -60,8 +93,11 @@ def test_gdalwarp_cubic_row_is_gdalwarp_itself(tmp_path):
     assert abs(rows[2].psnr - rows[0].psnr) < 1.0 and rows[2].grad_error > 0
 
 
-def test_mse_and_per_band_metrics():
-    rows = evaluate_file(str(LANDSAT), 2, ["bicubic"], [0])
-    r = rows[0]
-    assert len(r.psnr_bands) == len(r.ssim_bands) == 3 and r.mse > 0
-    assert r.psnr == pytest.approx(np.mean(r.psnr_bands)) and r.ssim == pytest.approx(np.mean(r.ssim_bands))
+def test_mse_and_per_band_metrics(tmp_path):
+    """UInt16: R is each HR band's own range; the per-band numbers match scikit-image's."""
+    rows = evaluate_file(str(LANDSAT), 2, ["bicubic"], [0], sr_folder=str(tmp_path))
+    hr, sr = read(LANDSAT), read(tmp_path / "bicubic_ise0_x2.tif")
+    assert len(rows[0].psnr_bands) == len(rows[0].ssim_bands) == 3
+    ref = _reference_metrics(hr, sr, 2)
+    _check_row(rows[0], ref)
+    assert len(set(np.round(ref["psnr_bands"], 3))) == 3   # the bands really differ

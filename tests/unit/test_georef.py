@@ -5,7 +5,8 @@ from osgeo import gdal
 
 from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job
-from helpers import AERIAL, LANDSAT, RGBN, copy_with, read
+from helpers import (AERIAL, LANDSAT, RGBN, assert_same_pixels, copy_with, keys_upsample, read,
+                     write_raster)
 
 
 def _run(src, dst, **kw):
@@ -57,19 +58,28 @@ def test_uint16_values_are_not_clipped_to_255(tmp_path):
     assert np.allclose(sr.reshape(3, -1).mean(1), lr.reshape(3, -1).mean(1), rtol=0.01)
 
 
-@pytest.mark.parametrize("dtype", [gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32, gdal.GDT_Float32,
-                                   gdal.GDT_Float64])
-def test_other_data_types(tmp_path, dtype):
-    src = tmp_path / "in.tif"
-    gdal.Translate(str(src), str(LANDSAT), outputType=dtype, bandList=[1])
+# values in each type's own range: negatives, beyond 16 bits, reflectance, a large offset
+TYPED = [(gdal.GDT_Int16, lambda v: v - 8000), (gdal.GDT_UInt32, lambda v: v * 1000),
+         (gdal.GDT_Int32, lambda v: v * 1000 - 8_000_000), (gdal.GDT_Float32, lambda v: v * 2.75e-5 - 0.2),
+         (gdal.GDT_Float64, lambda v: (v - 8000) * 1e-3 + 1e6)]
+
+
+@pytest.mark.parametrize("dtype,values", TYPED, ids=lambda v: gdal.GetDataTypeName(v) if isinstance(v, int) else "")
+def test_other_data_types(tmp_path, dtype, values):
+    lr = values(read(LANDSAT)[0].astype(np.float64))
+    src = write_raster(tmp_path / "in.tif", lr[None], gt=gdal.Open(str(LANDSAT)).GetGeoTransform(), dtype=dtype)
+    lr = read(src)[0].astype(np.float64)           # as stored in the type
     out = tmp_path / "out.tif"
     _run(src, out, scale=2)
     ds = gdal.Open(str(out))  # keep the dataset alive while its band is used
     b = ds.GetRasterBand(1)
     assert b.DataType == dtype
-    sr = b.ReadAsArray().astype(float)
-    lr = read(src)[0].astype(float)
-    assert abs(sr.mean() - lr.mean()) < 0.01 * lr.mean()
+    sr = b.ReadAsArray().astype(np.float64)[4:-4, 4:-4]
+    ref = keys_upsample(lr, 2)[4:-4, 4:-4]     # where no tap reaches past the edge
+    if dtype in (gdal.GDT_Float32, gdal.GDT_Float64):
+        assert np.abs(sr - ref).max() <= 1e-5 * np.ptp(lr)
+    else:
+        assert np.abs(sr - np.rint(ref)).max() <= 1
 
 
 def test_byte_values_clip_to_type_range(tmp_path):
@@ -87,21 +97,41 @@ def test_byte_values_clip_to_type_range(tmp_path):
     assert (sr[:, :, 246:252] == 254).all() and (sr[:, :, 260:266] <= 1).all()
 
 
-def test_extent_snaps_outward_and_clips(tmp_path):
+@pytest.fixture(scope="module")
+def aerial_x2(tmp_path_factory):
+    """The whole-layer bicubic x2 run of the aerial crop, for comparing extents with."""
+    out = tmp_path_factory.mktemp("full") / "full.tif"
+    _run(AERIAL, out, scale=2)
+    return read(out)
+
+
+# (columns, rows) of the extent in input pixels -> the snapped window (x, y, w, h)
+EXTENTS = [
+    (((10.5, 20.2), (5.3, 200.0)), (10, 5, 11, 123)),   # starts mid-pixel, ends beyond the raster
+    (((37.9, 70.01), (41.2, 60.0)), (37, 41, 34, 19)),  # inside; the bottom edge on the grid
+    (((64.0, 96.0), (0.0, 32.0)), (64, 0, 32, 32)),     # on the grid: does not grow
+    (((-20.0, 5.5), (-3.0, 2.2)), (0, 0, 6, 3)),        # starts before the raster
+]
+
+
+@pytest.mark.parametrize("pixels,window", EXTENTS)
+def test_extent_snaps_outward_and_clips(tmp_path, aerial_x2, pixels, window):
     a = gdal.Open(str(AERIAL))
     x0, pw, _, y0, _, ph = a.GetGeoTransform()
-    # an extent starting mid-pixel, ending beyond the raster
-    ext = (x0 + 10.5 * pw, y0 + 200 * ph, x0 + 20.2 * pw, y0 + 5.3 * ph)
+    (c0, c1), (r0, r1) = pixels
     out = tmp_path / "out.tif"
-    _run(AERIAL, out, scale=2, extent=ext)
+    res = _run(AERIAL, out, scale=2, extent=(x0 + c0 * pw, y0 + r1 * ph, x0 + c1 * pw, y0 + r0 * ph))
+    x, y, w, h = window
     b = gdal.Open(str(out))
     gb = b.GetGeoTransform()
-    assert gb[0] == pytest.approx(x0 + 10 * pw) and gb[3] == pytest.approx(y0 + 5 * ph)
-    assert (b.RasterXSize, b.RasterYSize) == (11 * 2, (128 - 5) * 2)
-    # pixels equal those of the whole-raster run in the same place (context read around the extent)
-    full = tmp_path / "full.tif"
-    _run(AERIAL, full, scale=2)
-    np.testing.assert_array_equal(read(out), read(full)[:, 10:, 20:42])
+    # the snapped window's corner, to a thousandth of a pixel (0.1 mm on 0.1 m pixels)
+    assert gb[0] == pytest.approx(x0 + x * pw, abs=1e-3 * pw)
+    assert gb[3] == pytest.approx(y0 + y * ph, abs=1e-3 * abs(ph))
+    assert (gb[1], gb[5]) == pytest.approx((pw / 2, ph / 2), rel=1e-12)
+    assert (b.RasterXSize, b.RasterYSize) == (res.width, res.height) == (2 * w, 2 * h)
+    assert f"Input window: x {x}, y {y}, {w} x {h} px" in "\n".join(res.log)
+    # the pixels of the same window of the whole-layer run (context is read around the extent)
+    assert_same_pixels(read(out), aerial_x2[:, 2 * y:2 * (y + h), 2 * x:2 * (x + w)])
 
 
 def test_extent_outside_is_a_clear_error(tmp_path):

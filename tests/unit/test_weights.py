@@ -41,6 +41,29 @@ def test_metadata_mismatch_is_refused(weights, asked, match):
         load_weights(weights, "dganet", scale, bands, DGANet(bands, bands, upscale=scale))
 
 
+def test_another_architecture_is_refused(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights(path, DGANet(1, 1, upscale=2).state_dict(), {**META, "architecture": "edsr"})
+    with pytest.raises(SuperResError, match="w.safetensors is for architecture edsr, but architecture dganet"):
+        load_weights(path, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+@pytest.mark.parametrize("key", ["degradation", "normalisation", "architecture"])
+def test_missing_metadata_key_is_refused(tmp_path, key):
+    path = tmp_path / "w.safetensors"
+    save_weights(path, DGANet(1, 1, upscale=2).state_dict(), {k: v for k, v in META.items() if k != key})
+    with pytest.raises(SuperResError, match=f"lacks metadata {key}; it was not made by this project"):
+        load_weights(path, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
+def test_oversized_file_is_refused_unread(weights):
+    from backend.weights import MAX_BYTES
+    with open(weights, "r+b") as f:      # sparse: no disk is used
+        f.truncate(MAX_BYTES + 1)
+    with pytest.raises(SuperResError, match="implausible size"):
+        load_weights(weights, "dganet", 2, 1, DGANet(1, 1, upscale=2))
+
+
 def test_shape_mismatch_is_refused(tmp_path):
     path = tmp_path / "w.safetensors"
     save_weights(path, DGANet(1, 1, num_feat=32, upscale=2).state_dict(), META)
