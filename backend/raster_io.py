@@ -320,18 +320,23 @@ class GdalWriter:
                 raise SuperResError(f"Writing the output failed at x {window.x}, y {window.y}: "
                                     f"{msg or 'disk full?'}")
         if window.x + window.w >= self.width:
-            self.flush()   # a row of tiles is complete: free its blocks
+            self.flush(f" at x {window.x}, y {window.y}")   # a row of tiles is complete: free its blocks
 
-    def flush(self) -> None:
-        """Write the cached blocks to the file and free them (after each row of tiles)."""
+    def flush(self, where: str = "") -> None:
+        """Write the cached blocks to the file and free them (after each row of tiles).
+
+        ``where`` names the tile whose write completed the row, for the error.
+        """
         gdal = _gdal()
         gdal.ErrorReset()
         try:
             self._ds.FlushCache()
-        except RuntimeError as exc:
-            raise SuperResError(f"Writing the output failed: {exc}") from None
-        if gdal.GetLastErrorType() >= gdal.CE_Failure:
-            raise SuperResError(f"Writing the output failed: {gdal.GetLastErrorMsg() or 'disk full?'}")
+            failed = gdal.GetLastErrorType() >= gdal.CE_Failure
+            msg = gdal.GetLastErrorMsg()
+        except RuntimeError as exc:   # GDAL raises when exceptions are on (QGIS enables them)
+            failed, msg = True, str(exc)
+        if failed:
+            raise SuperResError(f"Writing the output failed{where}: {msg or 'disk full?'}")
 
     def commit(self, overwrite: bool) -> None:
         """Flush, close (and make the COG), then move the result to its final name."""

@@ -264,7 +264,8 @@ def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
     core_valid = valid[lr_core]
     if not valid.all():
         lo, hi, near = (a[lr_core] for a in _numpy_local_range(raw_norm, valid, HALO_RADIUS))
-        slack = (hi - lo) * HALO_SLACK
+        with np.errstate(over="ignore", invalid="ignore"):   # pixels with no valid neighbour
+            slack = np.where(near, hi - lo, 0) * HALO_SLACK
         up = lambda a: np.repeat(np.repeat(a, s, axis=1), s, axis=2)  # noqa: E731
         core = np.where(up(near), np.clip(core, up(lo - slack), up(hi + slack)), core)
     hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
