@@ -85,10 +85,10 @@ RECIPES: Tuple[Recipe, ...] = (
     # for two CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
     # 4.1.3 anneals over 1e6 iterations). DEGAN: Adam 1e-4, x0.1 near the end
     # (seed 001 section 3.3 after 50 epochs), the GAN from half-way.
-    Recipe("gpsr", 4, "aerial", steps=2400, schedule="cosine", decay_from=1400, loss="gpsr",
-           max_minutes=360),
-    Recipe("degan", 4, "aerial", steps=2400, schedule="step", decay_from=2000, loss="degan",
-           gan_start=1200, max_minutes=360),
+    Recipe("gpsr", 4, "aerial", steps=6000, schedule="cosine", decay_from=3600, loss="gpsr",
+           max_minutes=720),
+    Recipe("degan", 4, "aerial", steps=4600, schedule="step", decay_from=3900, loss="degan",
+           gan_start=2300, max_minutes=720),
 )
 
 
