@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -229,14 +229,67 @@ def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
         f.write(page)
 
 
-def format_table(rows: Sequence[EvalRow], label=lambda r: r.model) -> str:
-    """A markdown table of ``rows``, with the gain over the bicubic row; ``label(row)`` names a row."""
+def format_table(rows: Sequence[EvalRow], label=lambda r: r.model,
+                 extra_columns: Sequence[str] = (), extra: Optional[Dict[str, Sequence[str]]] = None) -> str:
+    """A markdown table of ``rows``, with the gain over the bicubic row; ``label(row)`` names a row.
+
+    ``extra`` maps a model name to the values of ``extra_columns`` for its
+    rows (other rows show "-").
+    """
     base = {r.ise: r.psnr for r in rows if r.model == "bicubic"}
     ref = base.get(0, next(iter(base.values()), None))
+    extra = extra or {}
+    head = "".join(f" {c} |" for c in extra_columns)
     out = ["| model | weights | ISE | PSNR (dB) | vs bicubic (dB) | SSIM | gradient error (% of R) "
-           "| LR consistency (% of R) | s / output MP |", "|---|---|---|---|---|---|---|---|---|"]
+           "| LR consistency (% of R) | s / output MP |" + head, "|---|---|---|---|---|---|---|---|---|"
+           + "---|" * len(extra_columns)]
     for r in rows:
         gain = f"{r.psnr - ref:+.2f}" if ref is not None else "n/a"
+        cells = "".join(f" {v} |" for v in extra.get(r.model, ["-"] * len(extra_columns)))
         out.append(f"| {label(r)} | {r.weights or '-'} | {r.ise} | {r.psnr:.2f} | {gain} | {r.ssim:.4f} | "
-                   f"{r.grad_error:.3f} | {r.lr_consistency:.3f} | {r.seconds_per_mp:.2f} |")
+                   f"{r.grad_error:.3f} | {r.lr_consistency:.3f} | {r.seconds_per_mp:.2f} |" + cells)
     return "\n".join(out)
+
+
+def _sdpa_flops(q, k, *_args, out_shape=None, **_kwargs) -> int:
+    """FLOPs of scaled dot-product attention (Q K^T and the weighted sum), from shapes."""
+    b, h, length, d = q
+    return 4 * b * h * length * k[-2] * d
+
+
+def network_costs(model: str, scale: int, bands: int = 3, lr_side: int = 48, repeats: int = 3) -> Dict[str, float]:
+    """Parameters, FLOPs and CPU seconds per output megapixel of a registry network.
+
+    Measured on one forward pass (float32, one CPU thread, random weights:
+    the cost does not depend on them) of an ``lr_side``-square input; a
+    network with a fixed window (``ModelSpec.fixed_tile``) runs on that
+    window and is charged for its core only, as its tiles overlap by design.
+    Tile margins of other networks are not included. FLOPs count
+    convolutions, matrix products and attention (2 per multiply-add); CPU
+    seconds are process time, the best of ``repeats`` passes.
+    """
+    torch = require_torch("Cost measurement")
+    from torch.utils.flop_counter import FlopCounterMode
+    spec = get_model(model)
+    net = spec.build(bands, scale).eval()
+    side = spec.fixed_tile or lr_side
+    core = (side - 2 * spec.fixed_margin) if spec.fixed_tile else side
+    out_mp = (core * scale) ** 2 / 1e6
+    x = torch.rand(1, bands, side, side)
+    counter = FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            with counter:
+                net(x)
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.process_time()
+                net(x)
+                best = min(best, time.process_time() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return {"params": float(sum(p.numel() for p in net.parameters())),
+            "gflops_per_mp": counter.get_total_flops() / 1e9 / out_mp, "cpu_s_per_mp": best / out_mp}

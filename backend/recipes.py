@@ -22,12 +22,14 @@ class Recipe:
     batch: int = 16
     patch: int = 128                # HR patch side
     lr: float = 1e-4                # Adam, seed 000 section 2.2
-    schedule: str = "constant"      # or "cosine"
+    schedule: str = "constant"      # or "cosine", or "step" (x0.1 from decay_from)
     decay_from: int = 0             # cosine: constant rate until this step, then decay to 0
-    loss: str = "gradient_aware"
+    loss: str = "gradient_aware"    # a name in losses.LOSSES, or "gpsr" / "degan" (train.OBJECTIVES)
     seed: int = 0
     max_minutes: float = 0.0        # 0: no wall-clock cap
     init: str = ""                  # weights file stem to start from ("": random init)
+    gan_start: int = 0              # degan: first step of the adversarial term and the discriminator
+    vgg19: str = ""                 # degan: VGG19 features safetensors for the perceptual term ("": off)
 
     @property
     def name(self) -> str:
@@ -78,6 +80,15 @@ RECIPES: Tuple[Recipe, ...] = (
     # 11 extra ResBlocks are identities at step 0), then trains all 16 blocks.
     Recipe("dganet_large", 4, "aerial", steps=3000, schedule="cosine", decay_from=1000,
            max_minutes=110, init="dganet_x4_aerial"),
+    # Seeds 001 and 002 in their reduced widths (registry.DEGAN_SMALL, GPSR_SMALL),
+    # on dganet's x4 patches and batch (so the validation patches are the same)
+    # for two CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
+    # 4.1.3 anneals over 1e6 iterations). DEGAN: Adam 1e-4, x0.1 near the end
+    # (seed 001 section 3.3 after 50 epochs), the GAN from half-way.
+    Recipe("gpsr", 4, "aerial", steps=6000, schedule="cosine", decay_from=3600, loss="gpsr",
+           max_minutes=720),
+    Recipe("degan", 4, "aerial", steps=4600, schedule="step", decay_from=3900, loss="degan",
+           gan_start=2300, max_minutes=720),
 )
 
 

@@ -69,6 +69,19 @@ class ModelSpec:
         reference: the paper section it follows.
         ablation: an ablation arm, kept for comparison: the repository and
             ``make install`` have its weights, the plugin zip does not.
+        fixed_tile: for networks whose output depends on the whole window
+            they see (attention, global pooling: ``degan``), the side in LR
+            pixels of every window the network must run on, margins
+            included; it equals the LR side of its training patches. The
+            engine pads windows at the raster's edges to this size, so the
+            result depends neither on the raster's size nor on TILE_SIZE.
+            None: any window.
+        fixed_margin: with ``fixed_tile``, the LR pixels cut from each side
+            of a window's output (its core is ``fixed_tile - 2 * fixed_margin``).
+            Smaller than the convolutional radius, which would leave no core:
+            such a network's tiles never equal a one-piece run anyway.
+        tile_grid: windows must start on this LR grid (relative to each other)
+            for tiles to equal a one-piece run (``gpsr``: 3, LRSAM's stride).
     """
 
     name: str
@@ -81,6 +94,9 @@ class ModelSpec:
     build: Optional[Callable] = field(default=None, compare=False, repr=False)
     reference: str = ""
     ablation: bool = False
+    fixed_tile: Optional[int] = None
+    fixed_margin: int = 0
+    tile_grid: int = 1
 
     @property
     def needs_torch(self) -> bool:
@@ -114,6 +130,38 @@ LARGE_BLOCKS = 16
 def _build_dganet_large(bands: int, scale: int):
     from .models.dganet import DGANet
     return DGANet(num_in_ch=bands, num_out_ch=bands, upscale=scale, num_block=LARGE_BLOCKS)
+
+
+#: The DEGAN generator that ships: seed 001's widths divided by 4 (never
+#: below its narrowest, 16), 4 residual blocks instead of 14, and a global
+#: bicubic residual that the paper does not have. Without it (eq. 15: tanh's
+#: output is the image) this network stayed a flat image on our CPU budget:
+#: 11.4 dB on the validation patches after 45 steps of 16 (a mean image),
+#: against 17.1 dB with the residual (bicubic 17.2 dB), in short runs of the
+#: content loss (CPU, 2026-11-28). The paper's full generator is
+#: ``DEGAN()``'s defaults (``backend/models/degan.py``).
+DEGAN_SMALL = dict(num_feat=32, num_block=4, head_channels=(16, 16, 16), tail_channels=(16, 16, 16),
+                   diff_base=16, time_hidden=64, ff_dim=256, global_residual=True)
+#: Its discriminator in training (SRGAN's 8 blocks; 16 channels first, fc 256).
+DEGAN_DISCRIMINATOR = dict(num_feat=16, num_block=8, fc_size=256)
+#: DEGAN's training patch and fixed window: 128 HR px at x4 (32 LR px).
+DEGAN_TILE = 32
+
+
+def _build_degan(bands: int, scale: int):
+    from .models.degan import DEGAN
+    return DEGAN(num_in_ch=bands, num_out_ch=bands, upscale=scale, **DEGAN_SMALL)
+
+
+#: The GPSR that ships: C = 16 up to 64 channels, 2 RS3AM-SR of 2 CRFS
+#: levels per decoder. The paper's full network is ``GPSR()``'s defaults
+#: (C = 28 up to 112, M = 4).
+GPSR_SMALL = dict(num_feat=16, max_feat=64, num_rs3am=2, num_res=2)
+
+
+def _build_gpsr(bands: int, scale: int):
+    from .models.gpsr import GPSR
+    return GPSR(num_in_ch=bands, num_out_ch=bands, upscale=scale, **GPSR_SMALL)
 
 
 MODELS: Tuple[ModelSpec, ...] = (
@@ -151,6 +199,18 @@ MODELS: Tuple[ModelSpec, ...] = (
               "grown from the shipped dganet and trained with the same loss", "network",
               scales=(4,), sets=("aerial",), build=_build_dganet_large,
               reference="seed 000, section 2.2, deepened"),
+    # The other seed architectures, in reduced widths that train on the CPU.
+    # They build at x2, x4 and x8; x4 is the scale trained so far.
+    ModelSpec("degan", "DEGAN (diffusion-enhanced GAN, reduced)",
+              "Residual CNN with CBAM, sub-pixel upsampling and a U-Net with a Transformer bottleneck, "
+              "trained as a GAN (0.5 MSE + 0.1 adversarial); reduced widths, plus a bicubic global "
+              "residual (not in the paper); runs on fixed "
+              f"{DEGAN_TILE}-px windows", "network", scales=(4,), sets=("aerial",), build=_build_degan,
+              reference="seed 001, sections 2.1-2.4", fixed_tile=DEGAN_TILE, fixed_margin=8),
+    ModelSpec("gpsr", "GPSR (gradient-prior network, reduced)",
+              "U-Net on the bicubic image with RS3AM-SR decoders and a gradient branch, trained with "
+              "L1 + 0.1 multi-scale gradient + 0.001 gradient loss; reduced widths", "network",
+              scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3),
 )
 
 

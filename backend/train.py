@@ -84,6 +84,9 @@ def learning_rate(recipe: Recipe, step: int) -> float:
     # Seed 000 (section 2.2) halves the rate every 40 epochs; our short
     # budgets see far fewer, so "constant" follows it and "cosine" holds the
     # rate until ``decay_from``, then decays it to zero at the last step.
+    # "step" is seed 001's (section 3.3): the rate times 0.1 from ``decay_from``.
+    if recipe.schedule == "step":
+        return recipe.lr * (0.1 if step >= recipe.decay_from else 1.0)
     if recipe.schedule == "cosine":
         if step < recipe.decay_from:
             return recipe.lr
@@ -96,6 +99,122 @@ def psnr_norm(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR with a peak of 1 normalised unit (for validation curves only)."""
     mse = float(((a - b) ** 2).mean())
     return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class Objective:
+    """One training step of a network: its loss, optimisers and extra state.
+
+    The plain objective applies one loss of ``LOSSES`` to the network's
+    output with Adam. Subclasses add GPSR's multi-scale gradient
+    supervision and DEGAN's discriminator.
+    """
+
+    def __init__(self, recipe: Recipe, net, dev: str):
+        self.recipe, self.net, self.dev = recipe, net, dev
+        self.opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+
+    def optimisers(self) -> Dict[str, "torch.optim.Optimizer"]:
+        """Optimisers by checkpoint prefix (their rate follows the schedule)."""
+        return {"adam": self.opt}
+
+    def modules(self) -> Dict[str, "torch.nn.Module"]:
+        """Trained modules besides the network, by checkpoint prefix."""
+        return {}
+
+    def metadata(self) -> Dict[str, str]:
+        """What the weights' metadata should say about this objective."""
+        return {}
+
+    def step(self, lr_b, hr_b, step: int) -> float:
+        """One optimisation step on a batch; returns the network's loss."""
+        with torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=True):
+            sr = self.net(lr_b)
+        loss = LOSSES[self.recipe.loss](sr.float(), hr_b)
+        self._update(self.opt, loss)
+        return float(loss.detach())
+
+    @staticmethod
+    def _update(opt, loss) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+class GPSRObjective(Objective):
+    """GPSR's L1 + 0.1 L_grad^pix + 0.001 L_SG^pix (seed 002 eq. 14-18)."""
+
+    def step(self, lr_b, hr_b, step: int) -> float:
+        """One step with the gradient branch's maps supervised at every scale."""
+        from .losses import gpsr_loss
+        with torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=True):
+            sr, maps = self.net(lr_b, return_gradients=True)
+        loss = gpsr_loss(sr.float(), [m.float() for m in maps], hr_b)
+        self._update(self.opt, loss)
+        return float(loss.detach())
+
+
+class DEGANObjective(Objective):
+    """DEGAN's generator and discriminator steps (seed 001 sections 2.3-2.4, 3.3).
+
+    Adam (0.9, 0.999) for both. Until ``recipe.gan_start`` only the
+    content (and perceptual) terms train the generator and the
+    discriminator rests: seed 001 does not say how its GAN starts, and we
+    follow SRGAN (Ledig et al. 2017), whose GAN starts from the network
+    trained on the content loss. The perceptual term is on only when
+    ``recipe.vgg19`` names a VGG19 weights file.
+    """
+
+    def __init__(self, recipe: Recipe, net, dev: str):
+        super().__init__(recipe, net, dev)
+        from .models.degan import Discriminator
+        from .registry import DEGAN_DISCRIMINATOR
+        self.disc = Discriminator(recipe.bands, **DEGAN_DISCRIMINATOR).to(dev)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=recipe.lr, betas=(0.9, 0.999))
+        self.perceptual, self.vgg_note = None, "off (no VGG19 weights given)"
+        if recipe.vgg19:
+            from .losses import PerceptualLoss
+            from .models.vgg19 import load_vgg19
+            vgg, note = load_vgg19(recipe.vgg19)
+            self.perceptual, self.vgg_note = PerceptualLoss(vgg.to(dev)), note["vgg19"]
+
+    def optimisers(self):
+        """The generator's Adam and the discriminator's."""
+        return {"adam": self.opt, "dadam": self.opt_d}
+
+    def modules(self):
+        """The discriminator (checkpointed, not shipped)."""
+        return {"disc": self.disc}
+
+    def metadata(self):
+        """Perceptual term and discriminator, for the weights file."""
+        from .registry import DEGAN_DISCRIMINATOR
+        return {"vgg19_perceptual": self.vgg_note, "gan_start": str(self.recipe.gan_start),
+                "discriminator": json.dumps(DEGAN_DISCRIMINATOR)}
+
+    def step(self, lr_b, hr_b, step: int) -> float:
+        """A generator step, then (once the GAN has started) a discriminator step."""
+        from .losses import degan_generator_loss, discriminator_loss
+        gan = step >= self.recipe.gan_start
+        self.disc.requires_grad_(False)
+        with torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=True):
+            sr = self.net(lr_b)
+            fake = self.disc(sr) if gan else None
+        loss = degan_generator_loss(sr.float(), hr_b, None if fake is None else fake.float(), self.perceptual)
+        self._update(self.opt, loss)
+        self.disc.requires_grad_(True)
+        if gan:
+            with torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=True):
+                real, fake = self.disc(hr_b), self.disc(sr.detach())
+            self._update(self.opt_d, discriminator_loss(real.float(), fake.float()))
+        return float(loss.detach())
+
+
+OBJECTIVES = {"gpsr": GPSRObjective, "degan": DEGANObjective}
+
+
+def make_objective(recipe: Recipe, net, dev: str) -> Objective:
+    """The objective of ``recipe.loss``: GPSR's, DEGAN's, or a plain loss."""
+    return OBJECTIVES.get(recipe.loss, Objective)(recipe, net, dev)
 
 
 def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], None] = print,
@@ -119,15 +238,18 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     spec = get_model(recipe.model)
     # channels_last roughly halves the CPU step time of these 3x3 convs.
     net = spec.build(recipe.bands, recipe.scale).to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    loss_fn = LOSSES[recipe.loss]
+    objective = make_objective(recipe, net, dev)
     step, elapsed = 0, 0.0
     init_note = "random" if not recipe.init else f"{recipe.init} (see the first run's log)"
     ckpt, state_file = run_dir / "checkpoint.safetensors", run_dir / "state.json"
     if ckpt.exists() and state_file.exists():
         state = load_file(str(ckpt))
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        _load_adam(opt, state)
+        for prefix, module in objective.modules().items():
+            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items()
+                                    if k.startswith(prefix + ".")})
+        for prefix, opt in objective.optimisers().items():
+            _load_adam(opt, state, prefix)
         meta = json.loads(state_file.read_text())
         step, elapsed = meta["step"], meta["elapsed"]
         init_note = meta.get("initialised_from", init_note)
@@ -164,14 +286,16 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
     writer = csv.writer(logf)
     if new_log:
         writer.writerow(["step", "minutes", "train_loss", "val_psnr", "val_bicubic_psnr", "lr"])
-    use_bf16 = dev == "cpu"
     t0 = time.perf_counter() - elapsed
     running = []
 
     def save_checkpoint():
         """Model and Adam state (safetensors) plus step and elapsed time."""
         state = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        state.update(_adam_state(opt))
+        for prefix, module in objective.modules().items():
+            state.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+        for prefix, opt in objective.optimisers().items():
+            state.update(_adam_state(opt, prefix))
         save_file(state, str(ckpt))
         state_file.write_text(json.dumps({"step": step, "elapsed": time.perf_counter() - t0,
                                           "initialised_from": init_note}))
@@ -181,19 +305,17 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         if recipe.max_minutes and (time.perf_counter() - t0) > recipe.max_minutes * 60:
             log(f"wall-clock cap of {recipe.max_minutes} min reached at step {step}")
             break
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(recipe, step)
+        for opt in objective.optimisers().values():
+            for g in opt.param_groups:
+                g["lr"] = learning_rate(recipe, step)
         lr_b, hr_b = train_src.batch(np.random.default_rng([recipe.seed, step]), recipe.batch,
                                      recipe.patch, recipe.scale)
         lr_b = lr_b.to(dev, memory_format=torch.channels_last)
         hr_b = hr_b.to(dev)
-        with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=True):
-            sr = net(lr_b)
-        loss = loss_fn(sr.float(), hr_b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running.append(float(loss.detach()))
+        # DEGAN's noise level and dropout draw from torch's generator: seeding
+        # it per step keeps a resumed run equal to a straight one.
+        torch.manual_seed(recipe.seed * 1_000_003 + step)
+        running.append(objective.step(lr_b, hr_b, step))
         step += 1
         if step % val_every == 0 or step == recipe.steps:
             vp = validate(net, val_lr, val_hr, dev)
@@ -222,6 +344,7 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
                   + (f", {torch.cuda.get_device_name()}" if dev == "cuda" else "") + ")",
         "wall_minutes": f"{wall / 60:.1f}",
         "val_psnr_norm": f"{vp:.3f}", "val_bicubic_psnr_norm": f"{bicubic_psnr:.3f}",
+        **objective.metadata(),
     }
     net_cpu = {k: v.detach().float().cpu() for k, v in net.state_dict().items()}
     save_weights(out_path, net_cpu, meta)
@@ -269,20 +392,20 @@ def validate(net, val_lr, val_hr, dev) -> float:
     return psnr_norm(out, val_hr)
 
 
-def _adam_state(opt) -> Dict[str, torch.Tensor]:
+def _adam_state(opt, prefix: str = "adam") -> Dict[str, torch.Tensor]:
     out = {}
     for i, p in enumerate(opt.param_groups[0]["params"]):
         st = opt.state.get(p)
         if st:
-            out[f"adam.{i}.exp_avg"] = st["exp_avg"].detach().cpu().contiguous()
-            out[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().contiguous()
-            out[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1).cpu()
+            out[f"{prefix}.{i}.exp_avg"] = st["exp_avg"].detach().cpu().contiguous()
+            out[f"{prefix}.{i}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().contiguous()
+            out[f"{prefix}.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1).cpu()
     return out
 
 
-def _load_adam(opt, state: Dict[str, torch.Tensor]) -> None:
+def _load_adam(opt, state: Dict[str, torch.Tensor], prefix: str = "adam") -> None:
     for i, p in enumerate(opt.param_groups[0]["params"]):
-        if f"adam.{i}.exp_avg" in state:
-            opt.state[p] = {"exp_avg": state[f"adam.{i}.exp_avg"].to(p.device),
-                            "exp_avg_sq": state[f"adam.{i}.exp_avg_sq"].to(p.device),
-                            "step": torch.tensor(float(state[f"adam.{i}.step"][0]))}
+        if f"{prefix}.{i}.exp_avg" in state:
+            opt.state[p] = {"exp_avg": state[f"{prefix}.{i}.exp_avg"].to(p.device),
+                            "exp_avg_sq": state[f"{prefix}.{i}.exp_avg_sq"].to(p.device),
+                            "step": torch.tensor(float(state[f"{prefix}.{i}.step"][0]))}

@@ -21,6 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 from backend.datasets import split_rows  # noqa: E402
 from backend.evaluate import (DEFINITIONS, GDALWARP_CUBIC, EvalRow, evaluate_array,  # noqa: E402
                               evaluate_file, format_table)
@@ -35,6 +36,10 @@ CROPS = {"aerial": "tests/data/osbs_rgb_128.tif", "landsat": "tests/data/landsat
 ISE_CURVE = (0, 1, 2, 5, 10, 20)
 #: Larger variants (not in the paper) reported beside dganet in Table B.
 LARGER = ("dganet_large",)
+#: The other seed architectures (seeds 001 and 002), beside dganet in Tables A and B.
+OTHER_SEEDS = ("gpsr", "degan")
+#: Cost columns of the network rows, as seed 001 Table 2 adds them.
+COST_COLUMNS = ("parameters", "GFLOPs / output MP", "CPU s / output MP (1 thread)")
 
 
 def read_raster(path) -> np.ndarray:
@@ -109,6 +114,60 @@ def committed_crop_psnr():
     return out
 
 
+def cost_cells(model: str, scale: int):
+    """The cost columns of one network (``COST_COLUMNS``)."""
+    from backend.evaluate import network_costs
+    c = network_costs(model, scale)
+    return [f"{c['params'] / 1e6:.2f}M", f"{c['gflops_per_mp']:.0f}", f"{c['cpu_s_per_mp']:.2f}"]
+
+
+def read_curve(name: str):
+    """(step, wall minutes, validation gain in dB) rows of a shipped weights file's log."""
+    import csv
+    path = ROOT / "resources" / "weights" / f"{name}.log.csv"
+    if not path.is_file():
+        return []
+    return [(int(r["step"]), float(r["minutes"]), float(r["val_psnr"]) - float(r["val_bicubic_psnr"]))
+            for r in csv.DictReader(path.open())]
+
+
+def at(curve, minutes: float) -> float:
+    """A curve's validation gain at ``minutes`` (linear between its points; its last point beyond)."""
+    prev = None
+    for step, m, gain in curve:
+        if m >= minutes:
+            if prev is None:
+                return gain
+            return prev[2] + (gain - prev[2]) * (minutes - prev[1]) / max(m - prev[1], 1e-9)
+        prev = (step, m, gain)
+    return curve[-1][2]
+
+
+def cpu_minutes(name: str) -> str:
+    """The CPU minutes a training used, from its ``*.cpu.csv`` (process CPU time sampled each minute)."""
+    path = ROOT / "resources" / "weights" / f"{name}.cpu.csv"
+    if not path.is_file():
+        return "not recorded"
+    return f"{float(path.read_text().split()[-1].split(',')[1]):.0f}"
+
+
+def equal_time_table() -> str:
+    """Each other seed's final validation gain beside dganet's at the same wall minutes."""
+    base = read_curve("dganet_x4_aerial")
+    rows = ["| model | steps | wall minutes | CPU minutes | its validation gain (dB) "
+            "| dganet at the same minutes (dB) | dganet at the same steps (dB) |",
+            "|---|---|---|---|---|---|---|"]
+    for name in ("dganet_x4_aerial",) + tuple(f"{m}_x4_aerial" for m in OTHER_SEEDS):
+        curve = read_curve(name)
+        if not curve:
+            continue
+        step, minutes, gain = curve[-1]
+        same_steps = next((g for s_, _m, g in base if s_ >= step), base[-1][2])
+        rows.append(f"| `{name}` | {step} | {minutes:.0f} | {cpu_minutes(name)} "
+                    f"| {gain:+.3f} | {at(base, minutes):+.3f} | {same_steps:+.3f} |")
+    return "\n".join(rows)
+
+
 def ise_plot(curves, path) -> None:
     """PSNR gain and LR consistency against ISE iterations (PNG)."""
     import matplotlib
@@ -140,30 +199,39 @@ def main() -> None:
     def names(images):
         return "Images: " + "; ".join(f"{n} ({a.shape[2]} x {a.shape[1]} px)" for n, a, _ in images) + "."
 
-    ablation = ["bicubic", "bilinear", "nearest", GDALWARP_CUBIC, "edsr", "dganet_l2", "dganet_ga", "dganet_sg"]
+    ablation = ["bicubic", "bilinear", "nearest", GDALWARP_CUBIC, "edsr", "dganet_l2", "dganet_ga", "dganet_sg",
+                "dganet", *OTHER_SEEDS]
     ablation = [m for m in ablation if m == GDALWARP_CUBIC or 4 in get_model(m).available_scales()]
     rows_a = pooled(aerial, 4, ablation, [0], rgb=True)
     losses = {"edsr": "L1", "dganet_l2": "L2", "dganet_ga": "L1 + 0.1 L1(Sobel) (gradient-aware)",
-              "dganet_sg": "L1 + SG (second-order gradient)"}
+              "dganet_sg": "L1 + SG (second-order gradient)", "dganet": "shipped, 3000 steps",
+              "gpsr": "seed 002, reduced", "degan": "seed 001, reduced"}
+    costs = {m: cost_cells(m, 4) for m in ablation if m != GDALWARP_CUBIC and get_model(m).kind == "network"}
     md += ["## Table A: x4 aerial, in-domain; loss ablation at equal budget (cf. seed 000 Tables 4, 6)", "",
            "`edsr`, `dganet_l2`, `dganet_ga` and `dganet_sg` are the same network trained by the same recipe "
            "(data, seed, 848 steps of 16 x 128² patches, Adam 1e-4) with only the loss changed. "
            "`dganet_ga` is the shipped `dganet` run at step 848; the shipped file trained longer "
-           "(Table B).", "",
-           format_table(rows_a, lambda r: r.model + (f" ({losses[r.model]})" if r.model in losses else "")),
+           "(Table B). `gpsr` and `degan` are the other seed architectures in their reduced widths, "
+           "trained on the same patches for about two CPU-hours each (Table F compares them with "
+           "`dganet` at equal time). The cost columns follow seed 001 Table 2: FLOPs and CPU time per "
+           "output megapixel of one forward pass, `degan` charged for its fixed windows' overlap.", "",
+           format_table(rows_a, lambda r: r.model + (f" ({losses[r.model]})" if r.model in losses else ""),
+                        COST_COLUMNS, costs),
            "", names(aerial), ""]
     progress(md, t0)
 
     rows_b = []
     for scale in get_model("dganet").available_scales():
         nets = ["dganet"] + [m for m in LARGER if scale in get_model(m).available_scales()]
-        rows = pooled(aerial, scale, ["bicubic", GDALWARP_CUBIC] + nets, [0, 5], rgb=True)
+        others = [m for m in OTHER_SEEDS if scale in get_model(m).available_scales()]
+        rows = pooled(aerial, scale, ["bicubic", GDALWARP_CUBIC] + nets + others, [0, 5], rgb=True)
         rows += pooled(aerial, scale, [m + "+" for m in nets], [0], rgb=True)   # 8 passes: ISE 0 only
         rows_b += [dataclasses.replace(r, model=f"x{scale} {r.model}") for r in rows]
     md += ["## Table B: shipped `dganet` at every scale, aerial in-domain", "",
            "A `+` marks the same weights with the 8-fold self-ensemble (`SELF_ENSEMBLE`). "
            "`dganet_large` is the larger variant (16 ResBlocks, not in the paper), grown from the "
-           "shipped x4 `dganet` and trained further; see the README's weights table.", "",
+           "shipped x4 `dganet` and trained further; see the README's weights table. `gpsr` and "
+           "`degan` (seeds 002 and 001) with ISE 5 show ISE on top of them.", "",
            "\n".join(_per_scale_tables(rows_b)), "", names(aerial), ""]
     progress(md, t0)
 
@@ -209,6 +277,21 @@ def main() -> None:
            "Matched kernel (the weights' antialiased-bicubic degradation). Aerial: the OSBS file.", "",
            "\n".join(lines), "", "![PSNR and LR consistency against ISE iterations](ise_curve.png)", ""]
     progress(md, t0)
+
+    md += ["## Table F: x4 aerial at equal training time (validation curves)", "",
+           "From each weights file's validation log (`*.log.csv`): the same 32 validation patches "
+           "(128² HR, x4), PSNR in normalised units minus bicubic's. All three trained on this shared "
+           "2-core CPU; wall minutes are not equal CPU minutes when the machine is busy, so the CPU "
+           "minutes are given where they were recorded.", "", equal_time_table(), ""]
+    progress(md, t0)
+
+    if 4 in get_model("degan").available_scales():
+        from degan_seams import seam_report
+        md += ["## DEGAN's fixed windows: tiled is not one piece", "",
+               "`degan` attends across the whole window it sees, so it always runs on windows of one "
+               "size (its training patch) and its result depends on where the windows fall; "
+               "`tools/degan_seams.py`:", "", seam_report(), ""]
+        progress(md, t0)
 
     crops = committed_crop_psnr()
     md += ["## Committed crops (reproduced by `tests/unit/test_shipped_results.py`)", "",

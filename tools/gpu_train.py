@@ -11,7 +11,8 @@ The GPU machine has torch and numpy but no GDAL, and a call carries at most
             `make evaluate` and `make docs`.
 
 Each file continues from the shipped one (its steps and wall time carry on;
-Adam starts afresh). The rate is held for the first half of the new steps and
+Adam, and DEGAN's discriminator, start afresh), or starts from random
+weights when none is shipped (``gpsr:8:aerial``). The rate is held for the first half of the new steps and
 decayed to zero over the second half; the number of new steps is sized from a
 short timing run so that the decay ends inside the budget. The metadata
 records the device (with the GPU's name), the steps and the recipe.
@@ -44,11 +45,16 @@ def pack(domains) -> None:
 
 
 def seconds_per_step(recipe, device: str) -> float:
-    """Mean seconds of one training step of ``recipe``'s network on ``device`` (random data)."""
+    """Mean seconds of one training step of ``recipe`` on ``device`` (random data).
+
+    The step is the recipe's own objective (``backend.train.make_objective``):
+    GPSR's gradient maps, DEGAN's generator and discriminator steps.
+    """
     import torch
     from backend.registry import get_model
+    from backend.train import make_objective
     net = get_model(recipe.model).build(recipe.bands, recipe.scale).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    objective = make_objective(recipe, net, device)
     lr_side = recipe.patch // recipe.scale
     x = torch.rand(recipe.batch, recipe.bands, lr_side, lr_side, device=device).to(memory_format=torch.channels_last)
     y = torch.rand(recipe.batch, recipe.bands, recipe.patch, recipe.patch, device=device)
@@ -57,12 +63,7 @@ def seconds_per_step(recipe, device: str) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
-            out = net(x)
-        loss = (out.float() - y).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        objective.step(x, y, recipe.gan_start + i)      # past gan_start: DEGAN's discriminator runs too
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= 5:
@@ -84,15 +85,19 @@ def train(targets, minutes: float, out_dir: Path) -> None:
         model, scale, weights = target.split(":")
         recipe = find_recipe(model, int(scale), weights)
         shipped = get_model(model).weights_path(recipe.scale, weights)
-        done = int(read_metadata(shipped)["steps"])
+        out = out_dir / shipped.name
+        done, wall = 0, 0.0
+        if shipped.is_file():
+            done = int(read_metadata(shipped)["steps"])
+            wall = float(read_metadata(shipped)["wall_minutes"])
+            shutil.copy(shipped, out)
         new = int(minutes * 60 / seconds_per_step(recipe, device))
         # The cap guards the call's time limit if the timing run was optimistic
         # (the file is written only at the end); it counts the shipped file's minutes too.
-        wall = float(read_metadata(shipped)["wall_minutes"])
-        recipe = dataclasses.replace(recipe, steps=done + new, schedule="cosine", decay_from=done + new // 2,
+        # DEGAN keeps seed 001's step decay (x0.1), the others decay by a cosine.
+        recipe = dataclasses.replace(recipe, steps=done + new, decay_from=done + new // 2,
+                                     schedule="step" if recipe.schedule == "step" else "cosine",
                                      max_minutes=wall + 1.5 * minutes)
-        out = out_dir / shipped.name
-        shutil.copy(shipped, out)
         print(f"{recipe.name}: {done} -> {recipe.steps} steps", flush=True)
         # A fresh run folder: a checkpoint left by an earlier call would be resumed instead.
         run_training(recipe, GPU_PACK, out, tempfile.mkdtemp(prefix=f"run_{recipe.name}_"), device=device,

@@ -101,3 +101,16 @@ def test_mse_and_per_band_metrics(tmp_path):
     ref = _reference_metrics(hr, sr, 2)
     _check_row(rows[0], ref)
     assert len(set(np.round(ref["psnr_bands"], 3))) == 3   # the bands really differ
+
+
+def test_network_costs_count_flops_as_seed_001_table_2():
+    from backend.evaluate import network_costs
+    c = network_costs("dganet", 4, lr_side=16, repeats=1)
+    # per LR pixel: head, 5 ResBlocks, body conv, first UpBlock conv; per 2x pixel: second
+    # UpBlock conv; per HR pixel: tail. 2 FLOPs per multiply-add; the bilinear residual is free.
+    macs_per_hr_px = 9 * (3 * 64 + 10 * 64 * 64 + 64 * 64 + 64 * 256) / 16 + 9 * 64 * 256 / 4 + 9 * 64 * 3
+    assert c["gflops_per_mp"] == pytest.approx(2 * macs_per_hr_px / 1e3, rel=1e-9)
+    assert c["params"] == 705_155 and c["cpu_s_per_mp"] > 0
+    # attention (DEGAN's Transformer) is counted from the shapes: Q K^T and the weighted sum
+    from backend.evaluate import _sdpa_flops
+    assert _sdpa_flops((2, 4, 100, 16), (2, 4, 80, 16)) == 4 * 2 * 4 * 100 * 80 * 16

@@ -56,3 +56,39 @@ def test_one_step_lowers_the_loss_on_real_patches(name):
     opt.step()
     with torch.no_grad():
         assert float(LOSSES[name](net(lr), hr)) < float(loss)
+
+
+def test_degan_losses_by_hand():
+    import math
+    from backend.losses import degan_generator_loss, discriminator_loss
+    hr = torch.zeros(1, 1, 2, 2)
+    sr = torch.full((1, 1, 2, 2), 0.5)
+    # content only: 0.5 * MSE
+    assert float(degan_generator_loss(sr, hr)) == pytest.approx(0.5 * 0.25)
+    # + 0.1 * -log D(SR), D(SR) = sigmoid(0) = 0.5
+    logits = torch.zeros(1)
+    assert float(degan_generator_loss(sr, hr, logits)) == pytest.approx(0.125 + 0.1 * math.log(2))
+    # + 0.5 * perceptual, whatever callable computes it
+    assert float(degan_generator_loss(sr, hr, None, lambda a, b: torch.tensor(2.0))) == pytest.approx(1.125)
+    # eq. 27: -log D(HR) - log(1 - D(SR))
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    expected = -math.log(1 / (1 + math.exp(-2))) - math.log(1 - 1 / (1 + math.exp(1)))
+    assert float(discriminator_loss(real, fake)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_gpsr_loss_by_hand():
+    import torch.nn.functional as F
+    from backend.losses import gpsr_loss
+    torch.manual_seed(0)
+    hr = torch.rand(1, 1, 16, 16)
+    sr = hr + 0.1
+    down = F.interpolate(hr, size=(8, 8), mode="bicubic", align_corners=False, antialias=True)
+    exact = [gradient_magnitude(down), gradient_magnitude(hr)]   # G_1 at 8x8, G_2 at 16x16
+    # perfect gradient maps: L1 plus 0.001 * L1 of the SR's gradient map (a constant shift: 0)
+    assert float(gpsr_loss(sr, exact, hr)) == pytest.approx(0.1, rel=1e-5)
+    # each map's error counts 0.1 (eq. 14 sums over scales)
+    off = [exact[0] + 0.5, exact[1] + 0.25]
+    assert float(gpsr_loss(sr, off, hr)) == pytest.approx(0.1 + 0.1 * (0.5 + 0.25), rel=1e-5)
+    bumped = sr.clone()
+    bumped[..., 8, 8] += 1.0
+    assert float(gpsr_loss(bumped, exact, hr)) > float(gpsr_loss(sr, exact, hr)) + 1e-3 / 256
