@@ -183,8 +183,13 @@ class Engine:
 
     @property
     def fixed_tile(self) -> Optional[int]:
-        """The one LR core size a tile-dependent model (attention over the tile) must run on."""
-        return getattr(self.spec, "fixed_tile", None) if self.net is not None else None
+        """The one LR window side (margins included) a window-dependent network must run on."""
+        return self.spec.fixed_tile if self.net is not None else None
+
+    @property
+    def tile_grid(self) -> int:
+        """Tile windows must start this many LR pixels apart (a multiple of it)."""
+        return self.spec.tile_grid if self.net is not None else 1
 
     def bytes_per_lr_pixel(self) -> int:
         """Rough peak memory of inference per LR input pixel, for sizing tiles.

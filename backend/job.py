@@ -6,6 +6,7 @@ dialog, the CLI) fills in; ``run_job`` does the work on files with GDAL and
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -192,13 +193,18 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
     from .engine import FILL_ITERATIONS
     from .raster_io import BLOCK
     margin = engine.safe_margin if tile_overlap is None else tile_overlap
-    trim = FILL_ITERATIONS if tile_overlap is None else 0
+    grid = engine.tile_grid
+    # trimmed tiles must keep their windows on the network's grid
+    trim = FILL_ITERATIONS // grid * grid if tile_overlap is None else 0
     budget = memory_budget(engine.device)
     longest = max(region.w, region.h)
     if engine.fixed_tile:
-        size = engine.fixed_tile
+        # one window size always (seed 001's attention sees the whole window):
+        # the result does not depend on TILE_SIZE or the raster's size
+        margin = engine.spec.fixed_margin
+        size, trim = engine.fixed_tile - 2 * margin, 0
     elif tile_size:
-        size = tile_size
+        size = -(-tile_size // grid) * grid
     else:
         # sized for the usual tile, which has no nodata and the trimmed margin
         size = tile_size_for(engine, margin - trim, budget, largest=longest)
@@ -206,13 +212,16 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
             # as few tiles across as that size allows, made equal (no thin last tile),
             # then rounded up to whole output blocks
             step = max(16, BLOCK // engine.scale)
+            step = step * grid // math.gcd(step, grid)
             across = -(-longest // size)
             size = -(-longest // across)
             size = -(-size // step) * step
     batch = 1
-    if engine.device.startswith("cuda"):
-        per_tile = engine.bytes_per_lr_pixel() * (size + 2 * margin) ** 2
-        batch = int(max(1, min(MAX_BATCH, budget // max(per_tile, 1))))
+    per_tile = engine.bytes_per_lr_pixel() * (size + 2 * margin) ** 2
+    if engine.device.startswith("cuda") or engine.fixed_tile:
+        # small fixed windows go through the network many at a time, on the CPU too
+        most = 256 if engine.fixed_tile else MAX_BATCH
+        batch = int(max(1, min(most, budget // max(per_tile, 1))))
     return Tiling(size, margin, batch, trim)
 
 

@@ -141,9 +141,9 @@ def tile_pads(tile: Tile, fixed: Optional[int] = None) -> Tuple[Tuple[int, int],
     top, left = max(0, m - (c.y - r.y)), max(0, m - (c.x - r.x))
     bottom = max(0, m - (r.y + r.h - c.y - c.h))
     right = max(0, m - (r.x + r.w - c.x - c.w))
-    if fixed:
-        bottom += max(0, fixed - c.h)
-        right += max(0, fixed - c.w)
+    if fixed:   # a short last tile: mirror on, up to the network's one window size
+        bottom += max(0, fixed - (r.h + top + bottom))
+        right += max(0, fixed - (r.w + left + right))
     return (top, bottom), (left, right)
 
 

@@ -14,8 +14,8 @@ from osgeo import gdal
 
 from backend.job import SuperResolveJob, run_job
 from backend.registry import get_model
-from backend.tiling import Window, plan_tiles
-from helpers import mosaic, read, write_raster
+from backend.tiling import Window, plan_tiles, run_tiles
+from helpers import AERIAL, mosaic, read, write_raster
 
 
 def test_plan_covers_region_once_and_margins_clip_to_raster():
@@ -124,3 +124,57 @@ def test_margin_covers_the_measured_reach(tmp_path, kind):
     # ISE spreads the probe well past the model alone (bicubic: 2 px, dganet: 14 px)
     assert reach >= (14 if kind == "network" else 2) + 2 * 5, reach
     assert runs[0].margin == runs[1].margin >= reach
+
+
+def _untrained_engine(name, net, ise=1, h=50, w=57):
+    """An engine around an untrained network (the tiling rules do not need weights)."""
+    import torch
+    from backend.engine import Engine
+    from backend.normalise import compute_stats, valid_mask
+    from backend.registry import get_model
+    torch.manual_seed(0)
+    img = read(AERIAL)[:, :h, :w]
+    stats = compute_stats(img, valid_mask(img, [255] * 3), True)
+    engine = Engine(get_model(name), 2, stats, "cpu", ise, "bicubic", net.eval(), 3, {}, "aerial", 3,
+                    precision="fp32", dtype=np.uint8, nodata=(255,) * 3)
+    return engine, img
+
+
+def _run_engine(engine, img, tile_size):
+    from backend.arrays import ArrayReader, ArrayWriter
+    from backend.job import choose_tiling
+    region = Window(0, 0, img.shape[2], img.shape[1])
+    tiling = choose_tiling(engine, region, tile_size, None)
+    tiles = plan_tiles(region, img.shape[2], img.shape[1], tiling.tile_size, tiling.margin)
+    out = ArrayWriter((3, img.shape[1] * 2, img.shape[2] * 2), np.uint8)
+    run_tiles(ArrayReader(img, [255] * 3), out, tiles, engine, batch_size=tiling.batch_size, trim=tiling.trim)
+    return out.array, tiling, tiles
+
+
+def test_window_dependent_network_always_runs_on_its_window():
+    """DEGAN (seed 001) attends over its whole window: one window size, whatever TILE_SIZE says."""
+    from backend.models.degan import DEGAN
+    from backend.registry import get_model
+    spec = get_model("degan")
+    net = DEGAN(num_in_ch=3, num_out_ch=3, upscale=2, num_feat=16, num_block=1)
+    engine, img = _untrained_engine("degan", net, h=30, w=40)
+    seen = []
+    real = engine.infer_batch
+    engine.infer_batch = lambda x, valid=None: seen.append(tuple(x.shape[-2:])) or real(x, valid)
+    a, tiling, tiles = _run_engine(engine, img, None)
+    b, _, _ = _run_engine(engine, img, 24)
+    np.testing.assert_array_equal(a, b)
+    assert set(seen) == {(spec.fixed_tile, spec.fixed_tile)}            # last tiles padded to it
+    assert tiling.tile_size == spec.fixed_tile - 2 * spec.fixed_margin and tiling.batch_size > 1
+    assert len(tiles) == -(-30 // tiling.tile_size) * -(-40 // tiling.tile_size)
+
+
+def test_grid_network_tiles_exactly_on_its_grid():
+    """GPSR's stride-3 attention: tiles equal one piece when windows start on a 3-px grid."""
+    from backend.models.gpsr import GPSR
+    net = GPSR(num_in_ch=3, num_out_ch=3, upscale=2, num_feat=8, max_feat=8, num_rs3am=1, num_res=1)
+    engine, img = _untrained_engine("gpsr", net, ise=1, h=28, w=32)
+    whole, _, _ = _run_engine(engine, img, 64)
+    tiled, tiling, tiles = _run_engine(engine, img, 10)      # rounded up to 12, a multiple of 3
+    assert tiling.tile_size == 12 and len(tiles) == 9
+    np.testing.assert_array_equal(tiled, whole)
