@@ -15,7 +15,7 @@ from osgeo import gdal
 from backend.job import SuperResolveJob, run_job
 from backend.registry import get_model
 from backend.tiling import Window, plan_tiles, run_tiles
-from helpers import AERIAL, mosaic, read, write_raster
+from helpers import AERIAL, LANDSAT, mosaic, read, write_raster
 
 
 def test_plan_covers_region_once_and_margins_clip_to_raster():
@@ -126,28 +126,29 @@ def test_margin_covers_the_measured_reach(tmp_path, kind):
     assert runs[0].margin == runs[1].margin >= reach
 
 
-def _untrained_engine(name, net, ise=1, h=50, w=57):
+def _untrained_engine(name, net, ise=1, h=50, w=57, path=AERIAL, nodata=255):
     """An engine around an untrained network (the tiling rules do not need weights)."""
     import torch
     from backend.engine import Engine
     from backend.normalise import compute_stats, valid_mask
     from backend.registry import get_model
     torch.manual_seed(0)
-    img = read(AERIAL)[:, :h, :w]
-    stats = compute_stats(img, valid_mask(img, [255] * 3), True)
+    img = read(path)[:, :h, :w].copy()
+    stats = compute_stats(img, valid_mask(img, [nodata] * 3), True)
     engine = Engine(get_model(name), 2, stats, "cpu", ise, "bicubic", net.eval(), 3, {}, "aerial", 3,
-                    precision="fp32", dtype=np.uint8, nodata=(255,) * 3)
+                    precision="fp32", dtype=img.dtype, nodata=(nodata,) * 3)
     return engine, img
 
 
 def _run_engine(engine, img, tile_size):
     from backend.arrays import ArrayReader, ArrayWriter
+    nodata = list(engine.nodata)
     from backend.job import choose_tiling
     region = Window(0, 0, img.shape[2], img.shape[1])
     tiling = choose_tiling(engine, region, tile_size, None)
     tiles = plan_tiles(region, img.shape[2], img.shape[1], tiling.tile_size, tiling.margin)
-    out = ArrayWriter((3, img.shape[1] * 2, img.shape[2] * 2), np.uint8)
-    run_tiles(ArrayReader(img, [255] * 3), out, tiles, engine, batch_size=tiling.batch_size, trim=tiling.trim)
+    out = ArrayWriter((3, img.shape[1] * 2, img.shape[2] * 2), img.dtype)
+    run_tiles(ArrayReader(img, nodata), out, tiles, engine, batch_size=tiling.batch_size, trim=tiling.trim)
     return out.array, tiling, tiles
 
 
@@ -173,8 +174,10 @@ def test_grid_network_tiles_exactly_on_its_grid():
     """GPSR's stride-3 attention: tiles equal one piece when windows start on a 3-px grid."""
     from backend.models.gpsr import GPSR
     net = GPSR(num_in_ch=3, num_out_ch=3, upscale=2, num_feat=8, max_feat=8, num_rs3am=1, num_res=1)
-    engine, img = _untrained_engine("gpsr", net, ise=1, h=28, w=32)
-    whole, _, _ = _run_engine(engine, img, 64)
-    tiled, tiling, tiles = _run_engine(engine, img, 10)      # rounded up to 12, a multiple of 3
-    assert tiling.tile_size == 12 and len(tiles) == 9
+    engine, img = _untrained_engine("gpsr", net, ise=0, h=15, w=90, path=LANDSAT, nodata=0)
+    img[:, 1, 1] = 0     # nodata near the first tile only: the one-piece run keeps its whole
+                         # margin, the far tiles are trimmed, which must keep them on the grid
+    whole, _, _ = _run_engine(engine, img, 96)
+    tiled, tiling, tiles = _run_engine(engine, img, 14)      # rounded up to 15, a multiple of 3
+    assert tiling.tile_size == 15 and len(tiles) == 6 and tiling.trim == 6
     np.testing.assert_array_equal(tiled, whole)
