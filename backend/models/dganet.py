@@ -70,17 +70,53 @@ class DGANet(nn.Module):
         self.up = nn.Sequential(*[UpBlock(num_feat) for _ in range(int(math.log2(upscale)))])
         self.tail = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)
 
+    #: LR rows x scale^2 per strip of the upsampling tail at inference (see ``forward``):
+    #: 64 rows at x4, 32 at x8 (at least), 256 at x2.
+    STRIP_ROWS_X_S2 = 1024
+    #: LR rows of context a strip of the tail needs on each side: its 3x3 convs
+    #: reach 1 LR row, then 1/2, 1/4 and 1/8 of one at the finer resolutions.
+    STRIP_HALO = 2
+
     def forward(self, x):
-        """Super-resolve ``x`` (N, C, H, W) to (N, C, H*s, W*s)."""
+        """Super-resolve ``x`` (N, C, H, W) to (N, C, H*s, W*s).
+
+        At inference the upsampling stages, whose features are s^2 times
+        larger than the input, run in strips of rows with their halo, so
+        memory scales with the LR features instead (same values: every
+        output row sees all the rows its convolutions reach).
+        """
         feat = self.head(x)
         feat = feat + self.body_conv(self.body(feat))
-        out = self.tail(self.up(feat))
+        h, s = x.shape[-2], self.upscale
+        rows = max(32, self.STRIP_ROWS_X_S2 // (s * s))
+        if self.training or torch.is_grad_enabled() or h <= 2 * rows:
+            out = self.tail(self.up(feat)).float()
+        else:
+            halo = self.STRIP_HALO
+            out = torch.empty((x.shape[0], self.tail.out_channels, h * s, x.shape[-1] * s),
+                              dtype=torch.float32, device=x.device)
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                a, b = max(0, r0 - halo), min(h, r1 + halo)
+                part = self.tail(self.up(feat[:, :, a:b]))
+                out[:, :, r0 * s:r1 * s] = part[:, :, (r0 - a) * s:(r1 - a) * s].float()
         # The global residual stays float32 under bf16 autocast: in bf16 the
         # base image itself would lose about 1/256 of the data range.
         with torch.autocast(device_type=x.device.type, enabled=False):
             base = F.interpolate(x.float(), scale_factor=self.upscale, mode="bilinear",
                                  align_corners=False)
-            return out.float() + base
+            return out + base
+
+    def bytes_per_lr_pixel(self, scale: int, width: int) -> int:
+        """Peak inference memory per LR input pixel (``width`` bytes per value), for tile sizing.
+
+        The LR features (a few tensors of ``num_feat`` channels), the float32
+        output and residual, and an allowance for the tail's strips (measured
+        within 1.6x on 700 px tiles at x2, x4 and x8, fp32 and bf16).
+        """
+        feat = self.head.out_channels
+        return (5 * feat * width + 2 * self.tail.out_channels * scale * scale * 4
+                + scale * scale * feat * width // 8)
 
     def receptive_radius(self) -> int:
         """How many LR pixels beyond a tile can change its interior outputs.
