@@ -68,7 +68,11 @@ class ModelSpec:
         build: ``build(bands, scale) -> torch.nn.Module`` (networks only).
         reference: the paper section it follows.
         ablation: an ablation arm, kept for comparison: the repository and
-            ``make install`` have its weights, the plugin zip does not.
+            ``make install`` have its weights, the plugin zip does not. Left
+            out of the analyst's list (``analyst_models``).
+        summary: one plain-language line for analysts: what it is good for
+            (``description`` when empty). What it was trained on is added
+            from its weight sets (``plain_description``).
     """
 
     name: str
@@ -81,6 +85,7 @@ class ModelSpec:
     build: Optional[Callable] = field(default=None, compare=False, repr=False)
     reference: str = ""
     ablation: bool = False
+    summary: str = ""
 
     @property
     def needs_torch(self) -> bool:
@@ -120,13 +125,17 @@ MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("dganet", "DGANet (gradient-aware network)",
               "EDSR-style residual network with pixel-shuffle up-blocks and a global bilinear "
               "residual, trained with L1 + 0.1 L1(Sobel)", "network",
-              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1"),
+              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1",
+              summary="The general choice: sharpens aerial photos and satellite bands."),
     ModelSpec("bicubic", "Bicubic interpolation", "Bicubic (a = -0.75) interpolation baseline",
-              "interpolation", resample_mode="bicubic"),
+              "interpolation", resample_mode="bicubic",
+              summary="Smooth interpolation, nothing learned: the reference to compare with."),
     ModelSpec("bilinear", "Bilinear interpolation", "Bilinear interpolation baseline",
-              "interpolation", resample_mode="bilinear"),
+              "interpolation", resample_mode="bilinear",
+              summary="Softer interpolation, nothing learned."),
     ModelSpec("nearest", "Nearest neighbour", "Nearest-neighbour pixel replication baseline",
-              "interpolation", resample_mode="nearest"),
+              "interpolation", resample_mode="nearest",
+              summary="Repeats each pixel: keeps the values exactly (classes, codes)."),
     # Seed 000's ablations (Tables 4 and 6): the same network trained with
     # another loss at the same budget. Aerial x4 only.
     ModelSpec("edsr", "EDSR (same network, L1 loss)",
@@ -150,13 +159,41 @@ MODELS: Tuple[ModelSpec, ...] = (
               f"The DGANet design with {LARGE_BLOCKS} ResBlocks instead of 5 (not in the paper), "
               "grown from the shipped dganet and trained with the same loss", "network",
               scales=(4,), sets=("aerial",), build=_build_dganet_large,
-              reference="seed 000, section 2.2, deepened"),
+              reference="seed 000, section 2.2, deepened",
+              summary="A deeper DGANet (not in the paper) for natural-colour aerial photos: "
+                      "about 3 times slower, about as sharp."),
 )
 
 
 def model_names() -> Tuple[str, ...]:
     """The static model ids, in registry order (also the Processing enum order)."""
     return tuple(m.name for m in MODELS)
+
+
+def analyst_models() -> Tuple[ModelSpec, ...]:
+    """The models an analyst picks from: networks with weights, then the baselines.
+
+    Ablation arms are left out (``superres:evaluate``, the CLI and the
+    Python API still run them); a new network appears once it has weights.
+    """
+    networks = [m for m in MODELS if m.kind == "network" and not m.ablation and m.available_scales()]
+    return tuple(networks + [m for m in MODELS if m.kind != "network" and not m.ablation])
+
+
+def trained_on(spec: ModelSpec) -> str:
+    """What the model's installed weights were trained on, in words ("" for baselines)."""
+    sets = [w.title for w in WEIGHT_SETS
+            if w.name in spec.sets and any(spec.weights_path(s, w.name).is_file() for s in spec.scales)]
+    return "; ".join(sets)
+
+
+def plain_description(spec: ModelSpec) -> str:
+    """One line for analysts: what the model is good for and what it was trained on."""
+    text = spec.summary or spec.description + "."
+    if spec.kind != "network":
+        return f"{text} Needs no PyTorch."
+    domain = trained_on(spec)
+    return f"{text} Trained on {domain}." if domain else text
 
 
 def get_model(name: str) -> ModelSpec:
