@@ -173,6 +173,7 @@ class SuperResolveDialog(BASE, FORM):
             self.extent_box.setCurrentExtent(layer.extent(), layer.crs())
             self.extent_box.setOutputCrs(layer.crs())
             self.extent_box.setOutputExtentFromOriginal()
+            self.extent_box.setChecked(False)   # setting an extent checks the box; the default is all
         self.bands_combo.blockSignals(False)
         self.on_settings_changed()
 

@@ -70,6 +70,10 @@ def test_scales_follow_the_model(dialog_module, qgis_iface, layers):
 def test_parameters_from_widget_state_run_as_chosen(dialog_module, qgis_iface, layers, tmp_path):
     layer = layers["landsat"]
     dialog = _dialog(dialog_module, qgis_iface, layer)
+    defaults = dialog.parameters()
+    assert (defaults.model, defaults.scale, defaults.ise_iterations, defaults.extent, defaults.bands,
+            defaults.device) == ("dganet", 4, 5, None, [], "auto")        # the whole layer, all bands
+    assert set(defaults.processing_parameters()) == {"INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "DEVICE", "OUTPUT"}
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
     dialog.scale_combo.setCurrentIndex(dialog.scale_combo.findData("2"))
     dialog.ise_spin.setValue(1)
