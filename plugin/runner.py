@@ -3,7 +3,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from qgis.core import (Qgis, QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext,
-                       QgsProcessingFeedback, QgsProject, QgsRasterLayer)
+                       QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsTask)
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QPushButton
 
 from .result_layer import capture_look, finish_result_layer
@@ -49,6 +50,31 @@ def zoom_to(canvas, layer: QgsRasterLayer) -> None:
     canvas.refresh()
 
 
+def drop_generic_notices(message_bar, description: str, seconds: float = 5.0) -> None:
+    """Keep QGIS's own "Task complete/failed: <description>" item for our task off the bar.
+
+    QGIS 3.22 announces every task of 5 s or more that way (in the message
+    bar where the desktop has no notifications), which would say "failed"
+    beside our "Cancelled"; ours says more. Only items whose text is this
+    task's own description go (titles are translated, the text is ours),
+    those there now and those added in the next ``seconds``.
+    """
+    def drop(item) -> None:
+        try:
+            if item.text() == description:
+                message_bar.popWidget(item)
+        except RuntimeError:   # already closed
+            pass
+
+    def added(item) -> None:
+        QTimer.singleShot(0, lambda: drop(item))   # not while the bar is adding it
+
+    for item in list(message_bar.items()):
+        drop(item)
+    message_bar.widgetAdded.connect(added)
+    QTimer.singleShot(int(seconds * 1000), lambda: message_bar.widgetAdded.disconnect(added))
+
+
 def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
                       on_finished: Optional[Callable[[bool, Optional[QgsRasterLayer]], None]] = None,
                       message_bar=None, canvas=None) -> QgsProcessingAlgRunnerTask:
@@ -72,8 +98,13 @@ def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
     name = layer_name(params, project)
     look = capture_look(input_layer(params, project))
     bands = list(params.get("BANDS") or [])
-    task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
-    task.setDescription(f"Super-resolving {name}")
+    if hasattr(QgsTask, "Silent"):
+        # QGIS 3.26+: we report the end ourselves, so QGIS skips its generic "Task complete/failed"
+        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback, QgsTask.CanCancel | QgsTask.Silent)
+    else:
+        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
+    description = f"Super-resolving {name}"
+    task.setDescription(description)
 
     def push(text: str, level, seconds: int, layer: Optional[QgsRasterLayer] = None) -> None:
         if message_bar is None:
@@ -99,6 +130,8 @@ def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
         else:
             why = feedback.errors[-1] if feedback.errors else "see Log Messages (Processing)."
             push(f"{name} failed: {why}", Qgis.Warning, 0)
+        if message_bar is not None:
+            drop_generic_notices(message_bar, description)
         if on_finished is not None:
             on_finished(successful, layer)
 

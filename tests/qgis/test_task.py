@@ -121,11 +121,23 @@ def test_cancelled_task_adds_nothing_and_says_so_once(tmp_path, package, qgis_if
         {"INPUT": str(LANDSAT), "MODEL": "bicubic", "SCALE": "8", "ISE_ITERATIONS": 20, "TILE_SIZE": 8,
          "OUTPUT": str(tmp_path / "cancel.tif")}, project,
         on_finished=lambda ok, lyr: finished.append((ok, lyr)), message_bar=bar)
+
+    noticed = []
+
+    def qgis_notice(task_id, status):   # what QGIS 3.22's window does for tasks of 5 s or more
+        ended = QgsApplication.taskManager().task(task_id)
+        if status == task.Terminated and ended is not None:
+            noticed.append(ended.description())
+            bar.pushWidget(bar.createMessage("Task failed", ended.description()), Qgis.Info)
+    QgsApplication.taskManager().statusChanged.connect(qgis_notice)
     _until(lambda: list(tmp_path.glob(".cancel.partial-*")) or finished)   # it is writing
     assert not finished
     task.cancel()
     _until(lambda: finished)
     _until(lambda: any("No output was written" in m for _level, m in logged), timeout=10)
+    QgsApplication.taskManager().statusChanged.disconnect(qgis_notice)
+    assert noticed == ["Super-resolving landsat_b2b3b4_128 bicubic x8"]
+    _until(lambda: len(bar.items()) == 1, timeout=5)   # QGIS's generic notice is taken off
     assert finished == [(False, None)]
     assert set(project.mapLayers()) == before
     assert list(tmp_path.iterdir()) == []
