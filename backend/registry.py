@@ -224,7 +224,9 @@ def check_scale(spec: ModelSpec, scale: int) -> None:
 
 def markdown_table() -> str:
     """The README's model table, generated from the registry."""
-    rows = ["| MODEL | what it is | scales | weight sets: network bands | follows |", "|---|---|---|---|---|"]
+    rows = ["| MODEL | what it is | scales | weight sets: network bands | follows | offered in QGIS |",
+            "|---|---|---|---|---|---|"]
+    curated = set(analyst_models())
     for spec in MODELS:
         if spec.kind == "network":
             scales = ", ".join(f"x{s}" for s in spec.available_scales()) or "none yet"
@@ -233,8 +235,10 @@ def markdown_table() -> str:
         else:
             scales = ", ".join(f"x{s}" for s in spec.scales)
             bands = "any (band by band)"
+        offered = ("yes" if spec in curated
+                   else "research: Evaluate, CLI, Python" if spec.ablation else "once it has weights")
         rows.append(f"| `{spec.name}` | {spec.description} | {scales} | {bands} | "
-                    f"{spec.reference or 'baseline'} |")
+                    f"{spec.reference or 'baseline'} | {offered} |")
     return "\n".join(rows)
 
 

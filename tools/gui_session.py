@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsApplication, QgsProject
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtGui import QGuiApplication
 from qgis.PyQt.QtWidgets import QApplication, QDialogButtonBox, QToolBar
@@ -78,6 +78,7 @@ def step(function):
 
 @step
 def open_sample():
+    """Check the plugin and its toolbar, open the sample, zoom to it."""
     main = iface.mainWindow()
     main.resize(1680, 1050)
     main.showMaximized()
@@ -113,6 +114,7 @@ def task_added(task_id):
 
 @step
 def open_dialog():
+    """Raster menu > Super-resolve layer…, then Preview."""
     menu = next(a.menu() for a in iface.rasterMenu().actions()
                 if a.menu() is not None and a.text().replace("&", "") == "Raster Super-Resolution")
     action = next(a for a in menu.actions() if a.text() == "Super-resolve layer…")
@@ -131,6 +133,7 @@ def open_dialog():
 
 @step
 def preview_shown():
+    """Screenshots of the dialog and preview, then Run."""
     dialog = plugins[PLUGIN].dialog
     note(f"preview: {dialog.preview_status.text()}")
     note(f"estimate: {dialog.estimate_label.text()}")
@@ -149,6 +152,7 @@ def preview_shown():
 
 @step
 def task_done():
+    """Record the result's look and message, then show all of it."""
     note(f"task finished after {time.time() - STATE['run_started']:.1f} s")
     layer = QgsProject.instance().mapLayersByName(STATE["expected_layer"])[0]
     source = QgsProject.instance().mapLayer(STATE["input"])
@@ -163,6 +167,7 @@ def task_done():
 
 @step
 def map_shots():
+    """The map with the result; then zoom in on its middle."""
     canvas = iface.mapCanvas()
     iface.mainWindow().grab().save(str(OUT / "3_map.png"))
     layer = QgsProject.instance().mapLayersByName(STATE["expected_layer"])[0]
@@ -175,6 +180,7 @@ def map_shots():
 
 @step
 def zoomed_shot():
+    """The result close up; then hide it to show the input alone."""
     iface.mainWindow().grab().save(str(OUT / "4_map_zoomed.png"))
     layer = QgsProject.instance().mapLayersByName(STATE["expected_layer"])[0]
     # the input alone, same view: what the result sits beside
@@ -186,6 +192,7 @@ def zoomed_shot():
 
 @step
 def input_shot():
+    """The input close up; then open Layer Properties on the result."""
     iface.mainWindow().grab().save(str(OUT / "5_input_zoomed.png"))
     layer = QgsProject.instance().mapLayersByName(STATE["expected_layer"])[0]
     QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(True)
@@ -242,6 +249,7 @@ def cancel_run():
 
 @step
 def do_cancel():
+    """Cancel the running task, as the task manager's cancel does."""
     manager = QgsApplication.taskManager()
     for task in manager.activeTasks():
         note(f"cancelling '{task.description()}' at {task.progress():.0f}%")
@@ -251,11 +259,13 @@ def do_cancel():
 
 @step
 def cancelled():
+    """Give QGIS a moment to post its messages."""
     QTimer.singleShot(1500, after_cancel)
 
 
 @step
 def after_cancel():
+    """Record the message bar after the cancel."""
     items = [(int(item.level()), item.title(), item.text()) for item in iface.messageBar().items()]
     STATE["message_bar_after_cancel"] = items
     note(f"message bar after cancel: {items}")
@@ -265,6 +275,7 @@ def after_cancel():
 
 @step
 def finish():
+    """Save the record and quit QGIS."""
     note("done")
     write()
     QgsProject.instance().setDirty(False)
