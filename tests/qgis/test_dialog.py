@@ -55,7 +55,14 @@ def test_models_are_the_curated_list_with_descriptions(dialog_module, qgis_iface
         dialog.device_combo.itemText(1)
 
 
-def test_scales_follow_the_model(dialog_module, qgis_iface, layers):
+def test_scales_follow_the_model(dialog_module, qgis_iface, layers, package, monkeypatch):
+    spec_type = type(package.backend.registry.get_model("dganet"))
+    with_weights = spec_type.available_scales
+    # a model with weights for x2 and x4 only (as a plugin zip without x8 files would have)
+    monkeypatch.setattr(spec_type, "available_scales",
+                        lambda self: (2, 4) if self.name == "dganet" else with_weights(self))
+    assert _items(_dialog(dialog_module, qgis_iface, layers["aerial"]).scale_combo) == ["2", "4"]
+    monkeypatch.undo()
     dialog = _dialog(dialog_module, qgis_iface, layers["aerial"])
     assert dialog.scale_combo.currentData() == "4" and _items(dialog.scale_combo) == ["2", "4", "8"]
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("dganet_large"))
