@@ -174,6 +174,7 @@ class TimingTask(QgsTask):
             self.crops.append(_tuple(window_rect(layer, col, row, side_w, side_h)))
         self.per_pixel = self.fixed = 0.0
         self.error = ""
+        self.timed = False
 
     def run(self) -> bool:
         """Both crops, on the worker thread."""
@@ -194,6 +195,7 @@ class TimingTask(QgsTask):
         (p0, t0), (p1, t1) = points
         self.per_pixel = max(0.0, (t1 - t0) / (p1 - p0)) if p1 > p0 else t1 / max(p1, 1)
         self.fixed = max(0.0, t0 - self.per_pixel * p0)
+        self.timed = True
         return True
 
     def estimate(self, input_pixels: int) -> float:

@@ -59,18 +59,18 @@ def drop_generic_notices(message_bar, description: str, seconds: float = 5.0) ->
     task's own description go (titles are translated, the text is ours),
     those there now and those added in the next ``seconds``.
     """
-    def drop(item) -> None:
-        try:
-            if item.text() == description:
-                message_bar.popWidget(item)
-        except RuntimeError:   # already closed
-            pass
+    def sweep() -> None:
+        for item in list(message_bar.items()):
+            try:
+                if item.text() == description:
+                    message_bar.popWidget(item)
+            except RuntimeError:   # already closed
+                pass
 
-    def added(item) -> None:
-        QTimer.singleShot(0, lambda: drop(item))   # not while the bar is adding it
+    def added(_item) -> None:   # the signal's item arrives as a bare QWidget: sweep instead
+        QTimer.singleShot(0, sweep)   # not while the bar is adding it
 
-    for item in list(message_bar.items()):
-        drop(item)
+    sweep()
     message_bar.widgetAdded.connect(added)
     QTimer.singleShot(int(seconds * 1000), lambda: message_bar.widgetAdded.disconnect(added))
 

@@ -68,6 +68,8 @@ class SuperResolveDialog(BASE, FORM):
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.setToolTip("Where to write the result. It is added to the map when the run ends.")
         self.extent_box.setTitleBase("Limit to an extent")
+        self.extent_box.setToolTip("Unchecked: the whole layer. Checked: the layer's extent, the map "
+                                   "view, or a rectangle drawn on the map (snapped outward to whole pixels).")
         if self.canvas is not None:
             self.extent_box.setMapCanvas(self.canvas)
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
@@ -240,7 +242,7 @@ class SuperResolveDialog(BASE, FORM):
         w, h, size = pv.output_estimate(layer, self.extent_rect(), self.scale(), self.band_count())
         text = f"Output: {w:,} × {h:,} px, {self.band_count()} band(s), {pv.human_bytes(size)} uncompressed."
         task = self.timing_task
-        if task is not None and self.timing_key == self.timing_settings_key() and task.per_pixel:
+        if task is not None and self.timing_key == self.timing_settings_key() and task.timed:
             seconds = task.estimate(w * h // (self.scale() ** 2))
             text += f" Time: about {pv.human_seconds(seconds)} (from a short timing)."
         elif task is not None and task.error and self.timing_key == self.timing_settings_key():
