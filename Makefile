@@ -15,7 +15,7 @@ SCALE ?=
 WEIGHTS ?=
 FULL ?=
 
-.PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs clean
+.PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs gui-check clean
 
 setup: system-packages $(VENV)/.stamp
 
@@ -59,6 +59,10 @@ bench: setup
 
 docs: setup
 	$(PY) tools/update_docs.py
+
+# Real QGIS under Xvfb with a fresh profile: the dialog, preview and run, screenshots in build/gui/.
+gui-check: setup
+	$(PY) tools/gui_check.py
 
 clean:
 	rm -rf build dist .pytest_cache

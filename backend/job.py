@@ -243,6 +243,8 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
     tiling = choose_tiling(engine, region, tile_size, tile_overlap)
     tiles = plan_tiles(region, raster_w, raster_h, tiling.tile_size, tiling.margin)
     if log is not None:
+        for line in describe_engine(engine, ise_kernel, dask):
+            log(line)
         log(f"Tiles: {len(tiles)} of up to {tiling.tile_size} px with a {tiling.margin} px margin "
             f"({tiling.overhead(region) * 100:.0f}% extra pixels)"
             + (f", {tiling.batch_size} per batch" if tiling.batch_size > 1 else ""))
@@ -254,6 +256,51 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
         run_tiles(reader, writer, tiles, engine, progress, is_cancelled, log, tiling.batch_size,
                   trim=tiling.trim)
     return engine, tiling, len(tiles)
+
+
+def describe_engine(engine: Engine, ise_kernel_asked: Optional[str], dask: Optional[str] = None) -> List[str]:
+    """The log lines naming the model, weights, ISE and device of a run (before its tiles)."""
+    spec, s = engine.spec, engine.scale
+    weights = spec.weights_path(s, engine.weight_set).name if engine.net is not None else ""
+    if ise_kernel_asked:
+        origin = "as asked"
+    else:   # the ISE_KERNEL value "weights": say where the kernel came from
+        origin = "from the weights" if engine.net is not None else "the baselines' kernel"
+    return [
+        f"Model {spec.name} x{s}" + (f" ({weights}, {'one RGB pass' if engine.bands_per_pass == 3 else 'band by band'})"
+                                    if weights else ""),
+        *([engine.choice[0].upper() + engine.choice[1:]] if engine.choice else []),
+        f"ISE: {engine.ise_iterations} iterations, kernel {engine.ise_kernel} ({origin})"
+        + (", self-ensemble of 8 flips and rotations" if engine.self_ensemble else ""),
+        f"Device: {engine.device}" + (f", {engine.precision}" if engine.net is not None else "")
+        + (f", Dask scheduler {dask}" if dask else ""),
+    ]
+
+
+def provenance(job: SuperResolveJob, spec, info) -> dict:
+    """The output's provenance tags, naming the weights the engine will load.
+
+    The weight set and ISE kernel are resolved as ``build_engine`` resolves
+    them (``resolve_weight_set``, then the file's ``degradation``).
+    """
+    from .provenance import provenance_tags
+    from .registry import resolve_weight_set
+    from .resample import KERNELS
+    from .weights import read_metadata
+    kernel = job.ise_kernel or "bicubic"
+    extra = {}
+    if spec.needs_torch:
+        chosen, _why = resolve_weight_set(spec, job.scale, job.weights, info.pixel_size_m,
+                                          gdal_type_name(info.dtype))
+        path = spec.weights_path(job.scale, chosen)
+        meta = read_metadata(path)
+        kernel = job.ise_kernel or meta.get("degradation", "bicubic")
+        kernel = kernel if kernel in KERNELS else "bicubic"
+        extra = dict(weight_set=chosen, weights_file=path, weights_hash=meta.get("tensor_sha256", ""))
+    return provenance_tags(model=spec.name, network=spec.needs_torch, scale=job.scale,
+                           ise_iterations=job.ise_iterations, ise_kernel=kernel,
+                           self_ensemble=job.self_ensemble and spec.needs_torch,
+                           source=Path(job.input_path).name, **extra)
 
 
 def check_free_space(folder: Path, needed: int, what: str = "The output") -> None:
@@ -314,9 +361,16 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     if not info.crs_wkt:
         say("Warning: the input has no CRS; the output has none either.")
     writer = None
+    where = [f"Input window: x {region.x}, y {region.y}, {region.w} x {region.h} px; bands {bands}",
+             f"Output: {region.w * s} x {region.h * s} px, pixel size {abs(pw / s):g} x {abs(ph / s):g}"
+             + (", Cloud-Optimised GeoTIFF" if job.cog else "")]
+    for line in where:
+        say(line)
     try:
+        tags = provenance(job, spec, info)
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
-                            info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog)
+                            info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog,
+                            metadata=tags)
         engine, tiling, n_tiles = _run(
             reader, writer, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
             spec=spec, scale=s, ise_iterations=job.ise_iterations, ise_kernel=job.ise_kernel,
@@ -337,21 +391,9 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
                        seconds, engine.ise_kernel, weights, engine.stats, tile_size=tiling.tile_size,
                        precision=engine.precision if engine.net is not None else "fp32")
     mpx = region.w * s * region.h * s / 1e6
-    result.log = [
-        f"Model {spec.name} x{s}" + (f" ({weights}, {'one RGB pass' if engine.bands_per_pass == 3 else 'band by band'})"
-                                    if weights else ""),
-        *([engine.choice[0].upper() + engine.choice[1:]] if engine.choice else []),
-        f"ISE: {job.ise_iterations} iterations, kernel {engine.ise_kernel}"
-        + (", self-ensemble of 8 flips and rotations" if engine.self_ensemble else ""),
-        f"Device: {device}" + (f", {engine.precision}" if engine.net is not None else "")
-        + (f", Dask scheduler {job.dask}" if job.dask else ""),
-        f"Input window: x {region.x}, y {region.y}, {region.w} x {region.h} px; bands {bands}",
-        f"Output: {region.w * s} x {region.h * s} px, pixel size {abs(pw / s):g} x {abs(ph / s):g}"
-        + (", Cloud-Optimised GeoTIFF" if job.cog else ""),
-        f"Elapsed: {seconds:.2f} s ({mpx / max(seconds, 1e-9):.2f} Mpx/s of output)",
-    ]
-    for line in result.log:
-        say(line)
+    elapsed = f"Elapsed: {seconds:.2f} s ({mpx / max(seconds, 1e-9):.2f} Mpx/s of output)"
+    result.log = [*describe_engine(engine, job.ise_kernel, job.dask), *where, elapsed]
+    say(elapsed)
     return result
 
 

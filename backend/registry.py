@@ -68,7 +68,11 @@ class ModelSpec:
         build: ``build(bands, scale) -> torch.nn.Module`` (networks only).
         reference: the paper section it follows.
         ablation: an ablation arm, kept for comparison: the repository and
-            ``make install`` have its weights, the plugin zip does not.
+            ``make install`` have its weights, the plugin zip does not. Left
+            out of the analyst's list (``analyst_models``).
+        summary: one plain-language line for analysts: what it is good for
+            (``description`` when empty). What it was trained on is added
+            from its weight sets (``plain_description``).
         fixed_tile: for networks whose output depends on the whole window
             they see (attention, global pooling: ``degan``), the side in LR
             pixels of every window the network must run on, margins
@@ -97,6 +101,7 @@ class ModelSpec:
     fixed_tile: Optional[int] = None
     fixed_margin: int = 0
     tile_grid: int = 1
+    summary: str = ""
 
     @property
     def needs_torch(self) -> bool:
@@ -168,13 +173,17 @@ MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("dganet", "DGANet (gradient-aware network)",
               "EDSR-style residual network with pixel-shuffle up-blocks and a global bilinear "
               "residual, trained with L1 + 0.1 L1(Sobel)", "network",
-              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1"),
+              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1",
+              summary="The general choice: sharpens aerial photos and satellite bands."),
     ModelSpec("bicubic", "Bicubic interpolation", "Bicubic (a = -0.75) interpolation baseline",
-              "interpolation", resample_mode="bicubic"),
+              "interpolation", resample_mode="bicubic",
+              summary="Smooth interpolation, nothing learned: the reference to compare with."),
     ModelSpec("bilinear", "Bilinear interpolation", "Bilinear interpolation baseline",
-              "interpolation", resample_mode="bilinear"),
+              "interpolation", resample_mode="bilinear",
+              summary="Softer interpolation, nothing learned."),
     ModelSpec("nearest", "Nearest neighbour", "Nearest-neighbour pixel replication baseline",
-              "interpolation", resample_mode="nearest"),
+              "interpolation", resample_mode="nearest",
+              summary="Repeats each pixel: keeps the values exactly (classes, codes)."),
     # Seed 000's ablations (Tables 4 and 6): the same network trained with
     # another loss at the same budget. Aerial x4 only.
     ModelSpec("edsr", "EDSR (same network, L1 loss)",
@@ -198,7 +207,9 @@ MODELS: Tuple[ModelSpec, ...] = (
               f"The DGANet design with {LARGE_BLOCKS} ResBlocks instead of 5 (not in the paper), "
               "grown from the shipped dganet and trained with the same loss", "network",
               scales=(4,), sets=("aerial",), build=_build_dganet_large,
-              reference="seed 000, section 2.2, deepened"),
+              reference="seed 000, section 2.2, deepened",
+              summary="A deeper DGANet (not in the paper) for natural-colour aerial photos: "
+                      "about 3 times slower, about as sharp."),
     # The other seed architectures, in reduced widths that train on the CPU.
     # They build at x2, x4 and x8; x4 is the scale trained so far.
     ModelSpec("degan", "DEGAN (diffusion-enhanced GAN, reduced)",
@@ -206,17 +217,47 @@ MODELS: Tuple[ModelSpec, ...] = (
               "trained as a GAN (0.5 MSE + 0.1 adversarial); reduced widths, plus a bicubic global "
               "residual (not in the paper); runs on fixed "
               f"{DEGAN_TILE}-px windows", "network", scales=(4,), sets=("aerial",), build=_build_degan,
-              reference="seed 001, sections 2.1-2.4", fixed_tile=DEGAN_TILE, fixed_margin=8),
+              reference="seed 001, sections 2.1-2.4", fixed_tile=DEGAN_TILE, fixed_margin=8,
+              summary="A GAN for natural-colour aerial photos (seed 001, reduced): aims at "
+                      "realistic texture rather than the closest pixels; slow."),
     ModelSpec("gpsr", "GPSR (gradient-prior network, reduced)",
               "U-Net on the bicubic image with RS3AM-SR decoders and a gradient branch, trained with "
               "L1 + 0.1 multi-scale gradient + 0.001 gradient loss; reduced widths", "network",
-              scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3),
+              scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3,
+              summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
+                      "reduced): sharper edges; slower than DGANet."),
 )
 
 
 def model_names() -> Tuple[str, ...]:
     """The static model ids, in registry order (also the Processing enum order)."""
     return tuple(m.name for m in MODELS)
+
+
+def analyst_models() -> Tuple[ModelSpec, ...]:
+    """The models an analyst picks from: networks with weights, then the baselines.
+
+    Ablation arms are left out (``superres:evaluate``, the CLI and the
+    Python API still run them); a new network appears once it has weights.
+    """
+    networks = [m for m in MODELS if m.kind == "network" and not m.ablation and m.available_scales()]
+    return tuple(networks + [m for m in MODELS if m.kind != "network" and not m.ablation])
+
+
+def trained_on(spec: ModelSpec) -> str:
+    """What the model's installed weights were trained on, in words ("" for baselines)."""
+    sets = [w.title for w in WEIGHT_SETS
+            if w.name in spec.sets and any(spec.weights_path(s, w.name).is_file() for s in spec.scales)]
+    return "; ".join(sets)
+
+
+def plain_description(spec: ModelSpec) -> str:
+    """One line for analysts: what the model is good for and what it was trained on."""
+    text = spec.summary or spec.description + "."
+    if spec.kind != "network":
+        return f"{text} Needs no PyTorch."
+    domain = trained_on(spec)
+    return f"{text} Trained on {domain}." if domain else text
 
 
 def get_model(name: str) -> ModelSpec:
@@ -247,7 +288,9 @@ def check_scale(spec: ModelSpec, scale: int) -> None:
 
 def markdown_table() -> str:
     """The README's model table, generated from the registry."""
-    rows = ["| MODEL | what it is | scales | weight sets: network bands | follows |", "|---|---|---|---|---|"]
+    rows = ["| MODEL | what it is | scales | weight sets: network bands | follows | offered in QGIS |",
+            "|---|---|---|---|---|---|"]
+    curated = set(analyst_models())
     for spec in MODELS:
         if spec.kind == "network":
             scales = ", ".join(f"x{s}" for s in spec.available_scales()) or "none yet"
@@ -256,8 +299,10 @@ def markdown_table() -> str:
         else:
             scales = ", ".join(f"x{s}" for s in spec.scales)
             bands = "any (band by band)"
+        offered = ("yes" if spec in curated
+                   else "research: Evaluate, CLI, Python" if spec.ablation else "once it has weights")
         rows.append(f"| `{spec.name}` | {spec.description} | {scales} | {bands} | "
-                    f"{spec.reference or 'baseline'} |")
+                    f"{spec.reference or 'baseline'} | {offered} |")
     return "\n".join(rows)
 
 

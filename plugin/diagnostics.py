@@ -1,21 +1,14 @@
 """The "Copy diagnostics" text: what a bug report needs, from the running QGIS."""
 from __future__ import annotations
 
-import configparser
 import platform
 import sys
 from pathlib import Path
 
+from ..backend.provenance import plugin_version
 from .torch_env import deps_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def plugin_version() -> str:
-    """The version in metadata.txt."""
-    meta = configparser.ConfigParser()
-    meta.read(ROOT / "metadata.txt", encoding="utf-8")
-    return meta.get("general", "version", fallback="?")
 
 
 def torch_lines() -> list:

@@ -1,4 +1,4 @@
-"""The plugin class: registers the provider and adds the menu/toolbar actions."""
+"""The plugin class: registers the provider and adds the menu and toolbar actions."""
 
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtGui import QIcon
@@ -7,16 +7,24 @@ from qgis.PyQt.QtWidgets import QAction, QPushButton
 from ..processing_provider.provider import ICON, SuperResProvider
 
 MENU = "&Raster Super-Resolution"
+TOOLBAR = "Raster Super-Resolution"
 
 
 class SuperResPlugin:
-    """Thin plugin class: provider in ``initProcessing``, actions in ``initGui``."""
+    """Thin plugin class: provider in ``initProcessing``, actions in ``initGui``.
+
+    The action sits in the Raster menu and on a toolbar of its own (a fresh
+    profile hides the Raster toolbar); the algorithms are in the Processing
+    Toolbox.
+    """
 
     def __init__(self, iface):
         self.iface = iface
         self.provider = None
         self.actions = []
         self.action = None
+        self.toolbar = None
+        self.dialog = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         """Register the `superres` provider (also called by qgis_process)."""
@@ -37,7 +45,9 @@ class SuperResPlugin:
         self.actions = [self.action, install, diagnostics]
         for action in self.actions:
             self.iface.addPluginToRasterMenu(MENU, action)
-        self.iface.addRasterToolBarIcon(self.action)
+        self.toolbar = self.iface.addToolBar(TOOLBAR)
+        self.toolbar.setObjectName("RasterSuperResolutionToolbar")
+        self.toolbar.addAction(self.action)
         from ..backend.torch_support import TORCH_AVAILABLE
         if not TORCH_AVAILABLE:
             self.offer_installer()
@@ -46,20 +56,29 @@ class SuperResPlugin:
         """Remove the actions and the provider."""
         for action in self.actions:
             self.iface.removePluginRasterMenu(MENU, action)
-        if self.action is not None:
-            self.iface.removeRasterToolBarIcon(self.action)
-        self.actions, self.action = [], None
+        if self.toolbar is not None:
+            self.toolbar.deleteLater()
+        if self.dialog is not None:
+            self.dialog.close()
+        self.actions, self.action, self.toolbar, self.dialog = [], None, None, None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
 
     def show_dialog(self):
-        """Ask for the parameters, then run the algorithm as a background task."""
+        """Show the dialog (not modal: drawing an extent needs the map); Run starts a background task."""
         from ..ui.superresolve_dialog import SuperResolveDialog
+        if self.dialog is not None:
+            self.dialog.close()
+        self.dialog = SuperResolveDialog(self.iface, self.iface.mainWindow())
+        self.dialog.accepted.connect(self.run_dialog)
+        self.dialog.show()
+
+    def run_dialog(self):
+        """Run what the dialog asked for."""
         from .runner import run_in_background
-        dialog = SuperResolveDialog(self.iface.mainWindow())
-        if dialog.exec_():
-            run_in_background(dialog.parameters(), message_bar=self.iface.messageBar())
+        run_in_background(self.dialog.parameters().processing_parameters(),
+                          message_bar=self.iface.messageBar(), canvas=self.iface.mapCanvas())
 
     def show_installer(self):
         """The PyTorch installer dialog."""

@@ -9,10 +9,11 @@ from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingExcep
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 from qgis.PyQt.QtGui import QIcon
 
-from ..backend.errors import SuperResError
+from ..backend.errors import Cancelled, SuperResError
 from ..backend.engine import PRECISIONS
 from ..backend.job import SuperResolveJob, run_job
-from ..backend.registry import MODELS, WEIGHT_SETS, model_names
+from ..backend.registry import WEIGHT_SETS, analyst_models, plain_description
+from ..plugin.result_layer import LookLikeInput, capture_look
 from .provider import ICON
 
 SCALES = ("2", "4", "8")
@@ -58,6 +59,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     COG = "COG"
     DASK_SCHEDULER = "DASK_SCHEDULER"
     OUTPUT = "OUTPUT"
+    _look = None   # the input's look, captured on the main thread
 
     def name(self):
         """Algorithm id."""
@@ -69,13 +71,19 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):
         """Help shown beside the dialog."""
-        models = "".join(f"<li><b>{m.name}</b>: {m.description}</li>" for m in MODELS)
-        return ("<p>Makes a sharper raster with SCALE times smaller pixels covering exactly the "
-                "same ground, in the input's CRS and data type.</p>"
+        models = "".join(f"<li><b>{m.title}</b> (<code>{m.name}</code>): {plain_description(m)}</li>"
+                         for m in analyst_models())
+        return ("<p>Makes a raster with SCALE times smaller pixels covering exactly the same "
+                "ground, in the input's CRS and data type. The finer detail is the model's "
+                "estimate, not a measurement; the output's metadata says so.</p>"
                 f"<p>Models:</p><ul>{models}</ul>"
-                "<p>ISE (image-specific enhancement) back-projects the difference between the "
-                "input and the downsampled result, so the result stays consistent with the input. "
-                "Nodata stays nodata. Runs on CUDA when available, otherwise the CPU.</p>")
+                "<p>A model works best on imagery like the imagery it was trained on: similar pixel "
+                "size, sensor and data type.</p>"
+                "<p>ISE (image-specific enhancement) corrects the result a few times so that, "
+                "shrunk back, it matches the input. Nodata stays nodata. Runs on a CUDA GPU when "
+                "there is one, otherwise the CPU.</p>"
+                "<p>Research models (the loss-ablation arms) are compared in Evaluate "
+                "super-resolution.</p>")
 
     def icon(self):
         """Toolbox icon."""
@@ -95,11 +103,12 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         """Declare the parameters; their names are a public API."""
         self._add(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster layer"),
                   "A raster layer stored in a file GDAL can read (GeoTIFF, JPEG2000, ...).")
-        model = QgsProcessingParameterEnum(self.MODEL, "Model", options=list(model_names()),
+        curated = analyst_models()
+        model = QgsProcessingParameterEnum(self.MODEL, "Model", options=[m.name for m in curated],
                                            defaultValue="dganet")
         model.setUsesStaticStrings(True)
-        self._add(model, "dganet is the trained network; bicubic, bilinear and nearest are "
-                         "interpolation baselines that need no PyTorch.")
+        self._add(model, " ".join(f"{m.name}: {m.title}." for m in curated)
+                  + " The interpolation baselines need no PyTorch.")
         scale = QgsProcessingParameterEnum(self.SCALE, "Scale factor", options=list(SCALES),
                                            defaultValue="4")
         scale.setUsesStaticStrings(True)
@@ -135,8 +144,11 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         kernel = QgsProcessingParameterEnum(self.ISE_KERNEL, "ISE resampling kernel",
                                             options=list(ISE_KERNELS), defaultValue="weights")
         kernel.setUsesStaticStrings(True)
-        self._add(kernel, "weights: the degradation the weights were trained with (antialiased "
-                          "bicubic); bilinear: the paper's literal choice.", advanced=True)
+        self._add(kernel, "How ISE shrinks and enlarges images. weights: the kernel the model's "
+                          "training used to shrink images (bicubic for every shipped model; the "
+                          "log says 'from the weights'); bicubic: bicubic whatever the weights "
+                          "say; bilinear: the paper's literal choice. Baselines use bicubic.",
+                  advanced=True)
         weights = QgsProcessingParameterEnum(self.WEIGHTS, "Weights",
                                              options=["auto"] + [w.name for w in WEIGHT_SETS],
                                              defaultValue="auto")
@@ -169,6 +181,11 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                   "same paths. Empty: run here.", advanced=True)
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved"),
                   "GeoTIFF to write. It appears only when the run succeeds.")
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        """On the main thread: remember how the input is drawn, for the loaded result."""
+        self._look = capture_look(self.parameterAsRasterLayer(parameters, self.INPUT, context))
+        return True
 
     def processAlgorithm(self, parameters, context, feedback):
         """Parse parameters into a SuperResolveJob and run it in the backend."""
@@ -210,11 +227,17 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         try:
             run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),
                     is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+        except Cancelled as exc:
+            # the user's own cancel is not an error: one info line, no output
+            said = str(exc) if str(exc).startswith("Cancelled") else f"Cancelled: {exc}"
+            feedback.pushInfo(f"{said} No output was written.")
+            return {}
         except SuperResError as exc:
             raise QgsProcessingException(str(exc)) from None
         if context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
             details.name = f"{layer.name()} {job.model} x{job.scale}"
+            details.setPostProcessor(LookLikeInput.create(self._look, job.bands))
         return {self.OUTPUT: output}
 
     def flags(self):

@@ -111,3 +111,16 @@ def shipped_scales(weight_set: str):
     from backend.registry import get_model
     spec = get_model("dganet")
     return [s for s in spec.scales if spec.weights_path(s, weight_set).is_file()]
+
+
+def until(condition, timeout=300):
+    """Run QGIS's event loop until ``condition()`` is true (tasks report through it)."""
+    import time
+
+    from qgis.core import QgsApplication
+    start = time.time()
+    while not condition():
+        if time.time() - start > timeout:
+            raise TimeoutError("the condition did not come true in time")
+        QgsApplication.processEvents()
+        time.sleep(0.02)

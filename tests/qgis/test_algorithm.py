@@ -39,7 +39,16 @@ def test_provider_and_parameters_registered():
                      "OUTPUT_MASK", "PRECISION", "COG", "DASK_SCHEDULER", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
-    assert model.usesStaticStrings() and model.options()[:4] == ["dganet", "bicubic", "bilinear", "nearest"]
+    # the analyst's list: networks with weights, then the baselines; no ablation arms
+    assert model.usesStaticStrings() and model.options() == ["dganet", "dganet_large", "bicubic", "bilinear",
+                                                              "nearest"]
+    assert "dganet_large: DGANet-L" in model.help()
+    help_text = alg.shortHelpString()
+    assert "The general choice" in help_text and "Trained on Aerial RGB, 10 cm" in help_text
+    assert "edsr" not in help_text and "pixel-shuffle" not in help_text and "Sobel" not in help_text
+    # the ablation arms stay in Evaluate
+    evaluate = QgsApplication.processingRegistry().algorithmById("superres:evaluate")
+    assert {"edsr", "dganet_l2", "dganet_sg", "dganet_ga"} <= set(evaluate.parameterDefinition("MODELS").options())
     assert alg.parameterDefinition("SCALE").options() == ["2", "4", "8"]
     # qgis_process prints help() under "Number of selected option", which it then refuses
     assert "With qgis_process pass 2, 4 or 8 itself (e.g. SCALE=4)" in alg.parameterDefinition("SCALE").help()
@@ -48,6 +57,67 @@ def test_provider_and_parameters_registered():
     weights = alg.parameterDefinition("WEIGHTS")
     assert weights.options() == ["auto", "aerial", "landsat"] and weights.defaultValue() == "auto"
     assert weights.flags() & weights.FlagAdvanced
+
+
+class _Log(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__(False)
+        self.lines = []
+
+    def pushInfo(self, info):  # noqa: N802
+        self.lines.append(info)
+
+
+def test_outputs_carry_provenance(tmp_path, package):
+    import calendar
+    import configparser
+    import time
+
+    from helpers import ROOT
+    out = tmp_path / "p.tif"
+    processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "dganet", "SCALE": "2",
+                                             "ISE_ITERATIONS": 1, "OUTPUT": str(out)})
+    tags = gdal.Open(str(out)).GetMetadata()
+    weights = ROOT / "resources/weights/dganet_x2_aerial.safetensors"
+    meta = configparser.ConfigParser()
+    meta.read(ROOT / "metadata.txt")
+    assert tags["SUPER_RESOLVED"] == "YES" and "synthesised" in tags["SR_NOTE"]
+    assert (tags["SR_MODEL"], tags["SR_WEIGHTS"], tags["SR_WEIGHTS_FILE"], tags["SR_SCALE"],
+            tags["SR_ISE_ITERATIONS"], tags["SR_ISE_KERNEL"]) == ("dganet", "aerial", weights.name, "2", "1", "bicubic")
+    assert tags["SR_WEIGHTS_TENSOR_SHA256"] == package.backend.weights.read_metadata(weights)["tensor_sha256"]
+    assert tags["SR_PLUGIN_VERSION"] == meta["general"]["version"]
+    stamp = calendar.timegm(time.strptime(tags["SR_TIMESTAMP"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(stamp - time.time()) < 600
+    assert tags["SR_SOURCE"] == AERIAL.name
+    # QGIS shows them in Layer Properties > Information
+    assert "SR_WEIGHTS_TENSOR_SHA256" in QgsRasterLayer(str(out), "p").htmlMetadata()
+    # a baseline says no detail was added, and names no weights
+    base = tmp_path / "b.tif"
+    processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "bicubic", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "OUTPUT": str(base)})
+    tags = gdal.Open(str(base)).GetMetadata()
+    assert tags["SR_WEIGHTS"] == "none" and "no detail was added" in tags["SR_NOTE"]
+    assert "SR_WEIGHTS_FILE" not in tags
+
+
+@pytest.mark.parametrize("choice,kernel,origin", [("weights", "bicubic", "from the weights"),
+                                                  ("bilinear", "bilinear", "as asked")])
+def test_ise_kernel_parameter_help_log_and_tags_agree(tmp_path, choice, kernel, origin):
+    alg = QgsApplication.processingRegistry().algorithmById("superres:superresolve")
+    param = alg.parameterDefinition("ISE_KERNEL")
+    assert param.options() == ["weights", "bicubic", "bilinear"]
+    # the help explains each value, and names the log's wording for the default
+    assert all(f"{o}:" in param.help() for o in param.options()) and "from the weights" in param.help()
+    out = tmp_path / "k.tif"
+    log = _Log()
+    processing.run("superres:superresolve", {"INPUT": str(AERIAL), "MODEL": "dganet", "SCALE": "2",
+                                             "ISE_ITERATIONS": 1, "ISE_KERNEL": choice, "OUTPUT": str(out)},
+                   feedback=log)
+    assert f"ISE: 1 iterations, kernel {kernel} ({origin})" in log.lines
+    assert gdal.Open(str(out)).GetMetadataItem("SR_ISE_KERNEL") == kernel
+    # the summary comes before the tiles, not after the run
+    assert log.lines.index(f"ISE: 1 iterations, kernel {kernel} ({origin})") < \
+        next(i for i, line in enumerate(log.lines) if line.startswith("Tiles:"))
 
 
 def test_run_dganet_with_ise(tmp_path):

@@ -22,70 +22,147 @@ def _runner(package):
     return import_module(package.__name__ + ".plugin.runner")
 
 
-def test_background_run_adds_named_layer(tmp_path, package):
+def _styled(layer):
+    """Give ``layer`` a look unlike QGIS's default: bands 3, 2, 1 with fixed min/max."""
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 3, 2, 1)
+    for i, setter in enumerate((renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+                                renderer.setBlueContrastEnhancement)):
+        ce = QgsContrastEnhancement(layer.dataProvider().dataType(1))
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        ce.setMinimumValue(10 + i)
+        ce.setMaximumValue(200 - i)
+        setter(ce)
+    renderer.setOpacity(0.8)
+    layer.setRenderer(renderer)
+    layer.brightnessFilter().setContrast(20)
+    return layer
+
+
+def _look(layer):
+    r = layer.renderer()
+    ces = (r.redContrastEnhancement(), r.greenContrastEnhancement(), r.blueContrastEnhancement())
+    return (r.type(), r.redBand(), r.greenBand(), r.blueBand(), r.opacity(),
+            [(c.minimumValue(), c.maximumValue(), c.contrastEnhancementAlgorithm()) for c in ces],
+            layer.brightnessFilter().contrast())
+
+
+def test_background_run_adds_named_layer_drawn_like_its_input(tmp_path, package, qgis_iface):
+    from qgis.core import Qgis
     project = QgsProject.instance()
-    layer = QgsRasterLayer(str(AERIAL), "aerial")
+    layer = _styled(QgsRasterLayer(str(AERIAL), "aerial"))
     project.addMapLayer(layer)
+    bar = qgis_iface.messageBar()
+    bar.clearWidgets()
     finished = []
-    _runner(package).run_in_background(
+    task = _runner(package).run_in_background(
         {"INPUT": layer.id(), "MODEL": "dganet", "SCALE": "4", "ISE_ITERATIONS": 1,
          "OUTPUT": str(tmp_path / "task.tif")}, project,
-        on_finished=lambda ok, lyr: finished.append((ok, lyr)))
+        on_finished=lambda ok, lyr: finished.append((ok, lyr)), message_bar=bar, canvas=qgis_iface.mapCanvas())
+    assert task.description() == "Super-resolving aerial dganet x4"
     _until(lambda: finished)
     ok, result = finished[0]
     assert ok and result.isValid() and result.name() == "aerial dganet x4"
     assert project.mapLayersByName("aerial dganet x4") == [result]
     assert result.width() == 512 and result.source() == str(tmp_path / "task.tif")
+    # drawn like its input: same renderer, bands, min/max, opacity and contrast
+    assert _look(result) == _look(layer) and _look(layer)[1:4] == (3, 2, 1)
+    # provenance: the file's tags, and the layer's metadata abstract (Layer Properties)
+    assert "SUPER_RESOLVED=YES" in result.htmlMetadata()
+    assert "synthesised" in result.metadata().abstract() and "SR_MODEL: dganet" in result.metadata().abstract()
+    # one success message, with a button that zooms to the new layer
+    from qgis.PyQt.QtWidgets import QPushButton
+    item = bar.currentItem()
+    assert item.level() == Qgis.Success and item.text() == "Added aerial dganet x4."
+    qgis_iface.mapCanvas().setExtent(layer.extent().buffered(1000))
+    next(b for b in item.findChildren(QPushButton) if b.text() == "Zoom to layer").click()
+    assert qgis_iface.mapCanvas().extent().contains(result.extent())
+    assert qgis_iface.mapCanvas().extent().width() < 100     # was 2 km wide
+    bar.clearWidgets()
+    project.removeMapLayers([layer.id(), result.id()])
 
 
-def test_cancelled_task_adds_nothing(tmp_path, package):
+def test_processing_dialog_result_is_drawn_like_its_input(tmp_path):
+    """Run from the Processing Toolbox (runAndLoadResults loads as its dialog does)."""
+    import processing
+    project = QgsProject.instance()
+    layer = _styled(QgsRasterLayer(str(AERIAL), "aerial"))
+    project.addMapLayer(layer)
+    processing.runAndLoadResults("superres:superresolve", {"INPUT": layer, "MODEL": "bicubic", "SCALE": "2",
+                                                           "ISE_ITERATIONS": 0, "OUTPUT": "TEMPORARY_OUTPUT"})
+    result = project.mapLayersByName("aerial bicubic x2")[0]
+    assert _look(result) == _look(layer)
+    assert "SR_MODEL: bicubic" in result.metadata().abstract()
+    project.removeMapLayers([layer.id(), result.id()])
+
+
+def test_renderer_follows_the_chosen_bands(package):
+    result_layer = import_module(package.__name__ + ".plugin.result_layer")
+    layer = _styled(QgsRasterLayer(str(AERIAL), "aerial"))
+    look = result_layer.capture_look(layer)
+    # BANDS 3, 2, 1: output band 1 holds input band 3, so red (input 3) becomes output band 1
+    renderer = result_layer.mapped_renderer(look, [3, 2, 1])
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+    assert renderer.redContrastEnhancement().minimumValue() == 10
+    # an output without a band the input's renderer draws keeps QGIS's default
+    assert result_layer.mapped_renderer(look, [1, 3]) is None
+
+
+def test_cancelled_task_adds_nothing_and_says_so_once(tmp_path, package, qgis_iface):
+    from qgis.core import Qgis
     project = QgsProject.instance()
     before = set(project.mapLayers())
+    bar = qgis_iface.messageBar()
+    bar.clearWidgets()
+    logged = []
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(lambda message, tag, level: logged.append((level, message)))
     finished = []
     task = _runner(package).run_in_background(
         {"INPUT": str(LANDSAT), "MODEL": "bicubic", "SCALE": "8", "ISE_ITERATIONS": 20, "TILE_SIZE": 8,
          "OUTPUT": str(tmp_path / "cancel.tif")}, project,
-        on_finished=lambda ok, lyr: finished.append((ok, lyr)))
+        on_finished=lambda ok, lyr: finished.append((ok, lyr)), message_bar=bar)
+
+    noticed = []
+
+    def qgis_notice(task_id, status):   # what QGIS 3.22's window does for tasks of 5 s or more
+        ended = QgsApplication.taskManager().task(task_id)
+        if status == task.Terminated and ended is not None:
+            noticed.append(ended.description())
+            bar.pushWidget(bar.createMessage("Task failed", ended.description()), Qgis.Info)
+    QgsApplication.taskManager().statusChanged.connect(qgis_notice)
     _until(lambda: list(tmp_path.glob(".cancel.partial-*")) or finished)   # it is writing
     assert not finished
     task.cancel()
     _until(lambda: finished)
+    _until(lambda: any("No output was written" in m for _level, m in logged), timeout=10)
+    QgsApplication.taskManager().statusChanged.disconnect(qgis_notice)
+    assert noticed == ["Super-resolving landsat_b2b3b4_128 bicubic x8"]
+    _until(lambda: len(bar.items()) == 1, timeout=5)   # QGIS's generic notice is taken off
     assert finished == [(False, None)]
     assert set(project.mapLayers()) == before
     assert list(tmp_path.iterdir()) == []
+    # the user's own cancel: one info message, nothing critical in the log
+    assert [(i.level(), i.text()) for i in bar.items()] == [(Qgis.Info, "Cancelled: landsat_b2b3b4_128 "
+                                                             "bicubic x8 was not made.")]
+    assert [m for level, m in logged if level == Qgis.Critical] == []
+    assert sum("Cancelled before tile" in m for _level, m in logged) == 1
+    bar.clearWidgets()
 
 
-def test_gui_action_and_dialog(qgis_iface, package, monkeypatch):
+def test_gui_action_menu_and_own_toolbar(qgis_iface, package):
     plugin = package.classFactory(qgis_iface)
     plugin.initGui()
     try:
         assert isinstance(plugin.action, QAction) and plugin.action.text() == "Super-resolve layer…"
         assert [a.text() for a in plugin.actions] == ["Super-resolve layer…", "Install PyTorch…",
                                                       "Copy diagnostics"]
-        dialog_mod = import_module(package.__name__ + ".ui.superresolve_dialog")
-        dialog = dialog_mod.SuperResolveDialog()
-        models = [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())]
-        assert models[:4] == ["dganet", "bicubic", "bilinear", "nearest"] and "edsr" in models
-        # only the scales a model has weights for: edsr has x4 only, the baselines all three
-        scales = lambda: [dialog.scale_combo.itemData(i) for i in range(dialog.scale_combo.count())]  # noqa: E731
-        assert dialog.scale_combo.currentData() == "4"
-        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("edsr"))
-        assert scales() == ["4"]
-        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
-        assert scales() == ["2", "4", "8"] and dialog.scale_combo.currentData() == "4"
-        # a model without weights (the ablation arms, in the plugin zip) is not offered
-        spec_type = type(import_module(package.__name__ + ".backend.registry").get_model("edsr"))
-        with_weights = spec_type.available_scales
-        monkeypatch.setattr(spec_type, "available_scales",
-                            lambda self: () if self.name == "edsr" else with_weights(self))
-        dialog = dialog_mod.SuperResolveDialog()
-        assert [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())] == \
-            [m for m in models if m != "edsr"]
-        dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("bicubic"))
-        dialog.scale_combo.setCurrentIndex(dialog.scale_combo.findData("2"))
-        dialog.ise_spin.setValue(7)
-        params = dialog.parameters()
-        assert (params["MODEL"], params["SCALE"], params["ISE_ITERATIONS"]) == ("bicubic", "2", 7)
+        # a toolbar of its own: a fresh profile hides the Raster toolbar
+        assert plugin.toolbar.windowTitle() == "Raster Super-Resolution"
+        assert plugin.toolbar.actions() == [plugin.action]
+        plugin.action.trigger()
+        assert plugin.dialog.isVisible() and not plugin.dialog.isModal()
+        plugin.dialog.close()
     finally:
         plugin.unload()
 

@@ -102,7 +102,8 @@ def test_large_raster_in_flat_memory_gives_the_reference_pixels(tmp_path):
 
 # --- Dask ---------------------------------------------------------------------------------
 
-def test_dask_local_cluster_is_byte_identical(tmp_path):
+def test_dask_local_cluster_is_byte_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")   # the provenance timestamp, fixed
     local, dask = tmp_path / "local.tif", tmp_path / "dask.tif"
     kw = dict(model="dganet", scale=2, ise_iterations=1, tile_size=40)
     run_job(SuperResolveJob(str(LANDSAT), str(local), **kw))
