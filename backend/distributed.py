@@ -163,8 +163,8 @@ def run_tiles_dask(address: str, config, input_path: Optional[str], bands: Seque
                 raise Cancelled(f"Cancelled before tile {tile.index + 1} of {len(tiles)}.")
             try:
                 _, values, valid = future.result()
-            except (Cancelled, SuperResError):
-                raise
+            except SuperResError as exc:
+                raise SuperResError(f"On a Dask worker, tile {tile.index + 1} of {len(tiles)}: {exc}") from None
             except Exception as exc:
                 raise SuperResError(f"A Dask worker failed on tile {tile.index + 1} of {len(tiles)}: "
                                     f"{type(exc).__name__}: {exc}") from None

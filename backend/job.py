@@ -377,7 +377,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
             pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
-            precision=job.precision, dask=job.dask, input_path=str(src), bands=bands)
+            precision=job.precision, dask=job.dask, input_path=os.path.abspath(src), bands=bands)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:
