@@ -44,6 +44,14 @@ def to_device(values: np.ndarray, device: str):
     UInt16 and UInt32, which torch cannot compute on, are widened on the
     device, after the copy. Pinned memory makes the copy asynchronous on CUDA.
     """
+    if torch.is_tensor(values):   # already pinned by the reader (see ``pin``)
+        t, kind = values, getattr(values, "superres_dtype", None)
+        t = t.to(device, non_blocking=True)
+        if kind == np.uint16:
+            return t.to(torch.int32) & 0xFFFF
+        if kind == np.uint32:
+            return t.to(torch.int64) & 0xFFFFFFFF
+        return t
     values = np.ascontiguousarray(values)
     if values.dtype == np.uint16:
         t = torch.from_numpy(values.view(np.int16))
@@ -57,6 +65,23 @@ def to_device(values: np.ndarray, device: str):
         return t.to(torch.int32) & 0xFFFF
     if values.dtype == np.uint32:
         return t.to(torch.int64) & 0xFFFFFFFF
+    return t
+
+
+def pin(values: np.ndarray):
+    """Raw values in page-locked host memory, for an asynchronous copy to a GPU.
+
+    Done by the reader thread, so the copy's set-up overlaps compute. UInt16
+    and UInt32 travel as their signed twins and are widened on the device.
+    """
+    values = np.ascontiguousarray(values)
+    kind = values.dtype
+    if kind == np.uint16:
+        values = values.view(np.int16)
+    elif kind == np.uint32:
+        values = values.view(np.int32)
+    t = torch.from_numpy(values).pin_memory()
+    t.superres_dtype = kind
     return t
 
 
@@ -95,15 +120,16 @@ def normalise(raw, low, span, compute):
     return ((raw.to(compute) - low) / span).float()
 
 
-def fill_invalid(norm, valid, iterations: int):
+def fill_invalid(norm, valid, iterations: int, all_valid: Optional[bool] = None):
     """Fill invalid pixels from valid neighbours, as ``normalise.fill_invalid`` does.
 
     Each iteration gives every still-invalid pixel the mean of its valid 3x3
-    neighbours; what is left after ``iterations`` gets 0.5.
+    neighbours; what is left after ``iterations`` gets 0.5. ``all_valid``,
+    when the caller knows it, spares the device a round trip to find out.
     """
     import torch.nn.functional as F
     out = torch.where(valid, norm, torch.zeros((), dtype=norm.dtype, device=norm.device))
-    if bool(valid.all()):
+    if bool(valid.all()) if all_valid is None else all_valid:
         return out
     known = valid.clone()
     ones = torch.ones((1, 1, 3, 3), dtype=norm.dtype, device=norm.device)

@@ -111,14 +111,17 @@ def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,
     return tiles
 
 
-def trim_margin(tile: Tile, values: np.ndarray, nodata: Sequence, by: int) -> Tuple[Tile, np.ndarray]:
+def trim_margin(tile: Tile, values: np.ndarray, nodata: Sequence, by: int,
+                all_valid: Optional[bool] = None) -> Tuple[Tile, np.ndarray]:
     """Narrow the margin by ``by`` pixels when every pixel read is valid.
 
     Nodata filling (``FILL_ITERATIONS`` pixels of the safe margin) changes
     nothing where there is no nodata, so the core's result is the same with
     the narrower margin, and the network computes fewer pixels.
     """
-    if by <= 0 or tile.margin < by or not valid_mask(values, nodata).all():
+    if all_valid is None:
+        all_valid = by > 0 and bool(valid_mask(values, nodata).all())
+    if by <= 0 or tile.margin < by or not all_valid:
         return tile, values
     m, c, r = tile.margin - by, tile.core, tile.read
     x0, y0 = max(r.x, c.x - m), max(r.y, c.y - m)
@@ -158,27 +161,30 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileRe
     return super_resolve_tiles(engine, [tile], [values])[0]
 
 
-def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile],
-                        values: Sequence[np.ndarray]) -> List[TileResult]:
+def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[np.ndarray],
+                        all_valid: Optional[Sequence[Optional[bool]]] = None) -> List[TileResult]:
     """Super-resolve tiles of one padded shape as one batch; pure, like ``super_resolve_tile``.
 
     On the device: validity, normalisation, nodata filling and padding; the
     network and ISE on the whole batch; then de-normalisation and encoding to
     the output type. Only raw values go to the device and encoded values
     come back. Without torch (interpolation baselines) numpy does the same.
+    ``all_valid`` says, per tile, whether the reader found every pixel valid
+    (None: find out on the device).
     """
     if torch is None:
         return [_numpy_tile(engine, t, v) for t, v in zip(tiles, values)]
     from . import device_ops as ops
     low, span = engine.stats_tensors
     xs, ms, valids, ranges = [], [], [], []
-    for tile, raw_np in zip(tiles, values):
+    for i, (tile, raw_np) in enumerate(zip(tiles, values)):
         raw = ops.to_device(raw_np, engine.device)
         valid = ops.valid_mask(raw, engine.nodata)
+        ok = all_valid[i] if all_valid is not None and all_valid[i] is not None else bool(valid.all())
         norm = ops.normalise(raw, low, span, engine.compute)
         # next to nodata, the range of the valid input around each pixel (no halo)
-        ranges.append(None if bool(valid.all()) else ops.local_range(norm, valid, HALO_RADIUS))
-        norm = ops.fill_invalid(norm, valid, FILL_ITERATIONS)
+        ranges.append(None if ok else ops.local_range(norm, valid, HALO_RADIUS))
+        norm = ops.fill_invalid(norm, valid, FILL_ITERATIONS, ok)
         pads = tile_pads(tile, engine.fixed_tile)
         xs.append(ops.symmetric_pad(norm, pads))
         ms.append(ops.symmetric_pad(valid, pads))
@@ -392,13 +398,21 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
     errors: List[BaseException] = []
     count = len(tiles)
 
+    gpu = engine.device.startswith("cuda")
+    if gpu:
+        from . import device_ops as ops
+
     def read_loop():
         try:
             for tile in tiles:
                 if stop.is_set():
                     return
-                item = trim_margin(tile, read_tile(reader, tile, count), engine.nodata, trim)
-                if not _put(read_q, item, stop):
+                values = read_tile(reader, tile, count)
+                ok = bool(valid_mask(values, engine.nodata).all())
+                tile, values = trim_margin(tile, values, engine.nodata, trim, ok)
+                if gpu:
+                    values = ops.pin(values)
+                if not _put(read_q, (tile, values, ok), stop):
                     return
             _put(read_q, _DONE, stop)
         except BaseException as exc:   # noqa: B902 - handed to the compute thread
@@ -423,7 +437,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
     writer_thread = threading.Thread(target=write_loop, name="superres-write", daemon=True)
     reader_thread.start()
     writer_thread.start()
-    batch: List[Tuple[Tile, np.ndarray]] = []
+    batch: List[Tuple[Tile, np.ndarray, bool]] = []
     done = 0
 
     def flush_batch() -> None:
@@ -432,7 +446,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
         if not _put(write_q, results, stop):
             raise errors[0] if errors else Cancelled("Stopped.")
         done += len(batch)
-        tracker.report([t for t, _ in batch])
+        tracker.report([item[0] for item in batch])
         batch = []
 
     try:
@@ -506,16 +520,17 @@ def split_tile(tile: Tile) -> List[Tile]:
     return parts
 
 
-def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray]], log) -> List[TileResult]:
+def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray, bool]], log) -> List[TileResult]:
     """One batch; out of memory, each tile on its own, then in quarters."""
     try:
-        return super_resolve_tiles(engine, [t for t, _ in batch], [v for _, v in batch])
+        return super_resolve_tiles(engine, [b[0] for b in batch], [b[1] for b in batch],
+                                   [b[2] for b in batch])
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise
     _free_device_memory(engine)
     results = []
-    for tile, values in batch:
+    for tile, values, _ok in batch:
         results += _with_backoff(engine, tile, values, log, retry=len(batch) > 1)
     return results
 
@@ -543,5 +558,7 @@ def _with_backoff(engine: Engine, tile: Tile, values: np.ndarray, log, retry: bo
     for part in split_tile(tile):
         r = part.read
         sub = values[:, r.y - tile.read.y:r.y - tile.read.y + r.h, r.x - tile.read.x:r.x - tile.read.x + r.w]
+        if hasattr(values, "superres_dtype"):   # a pinned tensor's view keeps its true type
+            sub.superres_dtype = values.superres_dtype
         results += _with_backoff(engine, part, sub, log, retry=True)
     return results

@@ -127,3 +127,14 @@ def test_torch_tile_equals_the_numpy_path_with_nodata():
     hole = np.kron(img == 255, np.ones((1, 4, 4), bool))
     np.testing.assert_array_equal(a.values == 255, hole)
     assert hole.sum() >= 10 * 20 * 16 * 3
+
+
+def test_pinned_values_reach_the_device_unchanged():
+    """The reader's page-locked copy (for a GPU) carries every type, UInt16 included."""
+    if not torch.cuda.is_available():
+        pytest.skip("page-locked memory needs CUDA")
+    for dtype in (np.uint8, np.uint16, np.int16, np.uint32, np.float32):
+        raw = (read(LANDSAT)[:, :20, :30] % 250).astype(dtype)
+        raw[0, 0, 0] = np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 1e30
+        got = ops.to_device(ops.pin(raw), "cuda").cpu()
+        np.testing.assert_array_equal(got.numpy().astype(np.float64), raw.astype(np.float64))
