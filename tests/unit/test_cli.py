@@ -87,7 +87,7 @@ def test_existing_output_needs_overwrite(tmp_path):
     out = tmp_path / "o.tif"
     out.write_bytes(b"keep me")
     proc = cli("superresolve", AERIAL, out, "--model", "bicubic", "--scale", "2")
-    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert proc.returncode == 2 and "already exists" in proc.stderr and "--overwrite" in proc.stderr
     assert out.read_bytes() == b"keep me"
     proc = cli("superresolve", AERIAL, out, "--model", "bicubic", "--scale", "2", "--overwrite")
     assert proc.returncode == 0 and read(out).shape == (3, 256, 256)
