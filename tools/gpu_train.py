@@ -72,8 +72,14 @@ def seconds_per_step(recipe, device: str) -> float:
     return 1.5 * float(np.mean(times))
 
 
-def train(targets, minutes: float, out_dir: Path) -> None:
-    """Continue each ``model:scale:weights`` target for ``minutes`` on the GPU (or CPU)."""
+def train(targets, minutes: float, out_dir: Path, batch: int = 0, scratch: bool = False) -> None:
+    """Continue each ``model:scale:weights`` target for ``minutes`` on the GPU (or CPU).
+
+    ``batch`` overrides the recipe's batch size (a GPU has room for more);
+    ``scratch`` starts from random weights even where a file is shipped.
+    The run folder (checkpoint, log) lives in ``out_dir``, so a call killed
+    by its time limit still brings back what was trained.
+    """
     import torch
     from backend.recipes import find_recipe
     from backend.registry import get_model
@@ -84,10 +90,14 @@ def train(targets, minutes: float, out_dir: Path) -> None:
     for target in targets:
         model, scale, weights = target.split(":")
         recipe = find_recipe(model, int(scale), weights)
+        if batch:
+            recipe = dataclasses.replace(recipe, batch=batch)
+        if scratch:
+            recipe = dataclasses.replace(recipe, init="")
         shipped = get_model(model).weights_path(recipe.scale, weights)
         out = out_dir / shipped.name
         done, wall = 0, 0.0
-        if shipped.is_file():
+        if shipped.is_file() and not scratch:
             done = int(read_metadata(shipped)["steps"])
             wall = float(read_metadata(shipped)["wall_minutes"])
             shutil.copy(shipped, out)
@@ -100,8 +110,10 @@ def train(targets, minutes: float, out_dir: Path) -> None:
                                      max_minutes=wall + 1.5 * minutes)
         print(f"{recipe.name}: {done} -> {recipe.steps} steps", flush=True)
         # A fresh run folder: a checkpoint left by an earlier call would be resumed instead.
-        run_training(recipe, GPU_PACK, out, tempfile.mkdtemp(prefix=f"run_{recipe.name}_"), device=device,
-                     val_every=max(new // 8, 50))
+        # Under $OUT, so a call killed by its time limit still brings the checkpoint back.
+        run_dir = tempfile.mkdtemp(prefix=f"run_{recipe.name}_", dir=out_dir)
+        run_training(recipe, GPU_PACK, out, run_dir, device=device, val_every=max(new // 8, 50))
+        shutil.rmtree(run_dir)   # the weights are saved: only 8 files come back from a call
 
 
 def main() -> None:
@@ -113,13 +125,15 @@ def main() -> None:
     t = sub.add_parser("train", help="continue shipped files (run on the GPU machine)")
     t.add_argument("targets", nargs="+", help="model:scale:weights, e.g. dganet:4:aerial")
     t.add_argument("--minutes", type=float, default=4.0, help="training minutes per file")
+    t.add_argument("--batch", type=int, default=0, help="batch size (default: the recipe's)")
+    t.add_argument("--scratch", action="store_true", help="start from random weights, not the shipped file")
     args = p.parse_args()
     if args.command == "pack":
         pack(args.domains)
     else:
         out_dir = Path(os.environ.get("OUT", ROOT / "train_runs" / "gpu_out"))
         out_dir.mkdir(parents=True, exist_ok=True)
-        train(args.targets, args.minutes, out_dir)
+        train(args.targets, args.minutes, out_dir, args.batch, args.scratch)
 
 
 if __name__ == "__main__":
