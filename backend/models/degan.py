@@ -21,22 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dganet import ResBlock
 
-class ResidualBlock(nn.Module):
+
+class ResidualBlock(ResBlock):
     """Conv-ReLU-Conv plus identity (seed 001 section 2.2, eq. 5-7).
 
     The paper names only "convolutional layers and skip connections"; we
-    take EDSR's block without batch normalisation.
+    take EDSR's block without batch normalisation, the one DGANet uses.
     """
-
-    def __init__(self, num_feat: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, padding=1)
-        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, padding=1)
-
-    def forward(self, x):
-        """Return ``x + conv2(relu(conv1(x)))``."""
-        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class CBAM(nn.Module):
