@@ -210,19 +210,20 @@ class Engine:
 
     # --- inference -----------------------------------------------------------------
 
-    def infer_batch(self, x, valid=None):
+    def infer_batch(self, x, valid=None, partial=None):
         """Super-resolve a normalised (N, C, h, w) float32 batch on the device.
 
         ``valid`` (N, C, h, w) marks real input pixels; ISE back-projects only
         their errors, never those of gap-filled pixels. Returns (N, C, h*s,
         w*s) float32. A 1-band set (or grey through the RGB set) runs the
-        bands as one batch of single-band images.
+        bands as one batch of single-band images. ``partial(fraction)``, if
+        given, hears how far a network that works in strips has got.
         """
         n, c, h, w = x.shape
         if self.bands_per_pass != 3:
             x = x.reshape(n * c, 1, h, w)
             valid = None if valid is None else valid.reshape(n * c, 1, h, w)
-        with torch.inference_mode():
+        with torch.inference_mode(), _progress_hook(self.net, partial):
             sr = self._forward(x).float()
             if self.ise_iterations:
                 sr = ise_lr(sr, x, self.scale, self.ise_iterations, self.ise_kernel,
@@ -252,9 +253,12 @@ class Engine:
         # rotations, each undone on the output, averaged. Tiles stay exact:
         # each transform keeps the tile's symmetric margin.
         out = None
+        hook = getattr(self.net, "progress_hook", None)
         for k in range(4):
             for flip in (False, True):
                 t = torch.rot90(x, k, (2, 3))
+                if hook is not None:   # eight passes: each is an eighth of the way
+                    self.net.progress_hook = (lambda f, i=2 * k + flip: hook((i + f) / 8))
                 y = self._net(t.flip(3) if flip else t).float()
                 y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
                 out = y if out is None else out + y
@@ -275,6 +279,21 @@ class Engine:
         else:
             y = self.net(x)
         return y.mean(dim=1, keepdim=True) if grey else y
+
+
+class _progress_hook:
+    """Lend ``callback`` to a network that reports its strips (``net.progress_hook``)."""
+
+    def __init__(self, net, callback):
+        self.net, self.callback = net, callback
+
+    def __enter__(self):
+        if self.net is not None and self.callback is not None:
+            self.net.progress_hook = self.callback
+
+    def __exit__(self, *exc):
+        if self.net is not None and getattr(self.net, "progress_hook", None) is not None:
+            self.net.progress_hook = None
 
 
 def ise(sr, lr, scale: int, iterations: int, kernel: str = "bicubic", valid=None):

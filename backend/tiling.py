@@ -162,7 +162,8 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileRe
 
 
 def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[np.ndarray],
-                        all_valid: Optional[Sequence[Optional[bool]]] = None) -> List[TileResult]:
+                        all_valid: Optional[Sequence[Optional[bool]]] = None,
+                        partial: Optional[Callable[[float], None]] = None) -> List[TileResult]:
     """Super-resolve tiles of one padded shape as one batch; pure, like ``super_resolve_tile``.
 
     On the device: validity, normalisation, nodata filling and padding; the
@@ -170,7 +171,8 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[
     the output type. Only raw values go to the device and encoded values
     come back. Without torch (interpolation baselines) numpy does the same.
     ``all_valid`` says, per tile, whether the reader found every pixel valid
-    (None: find out on the device).
+    (None: find out on the device); ``partial(fraction)`` hears how far the
+    network is through the batch.
     """
     if torch is None:
         return [_numpy_tile(engine, t, v) for t, v in zip(tiles, values)]
@@ -189,7 +191,7 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[
         xs.append(ops.symmetric_pad(norm, pads))
         ms.append(ops.symmetric_pad(valid, pads))
         valids.append(valid)
-    sr = engine.infer_batch(torch.stack(xs), torch.stack(ms))
+    sr = engine.infer_batch(torch.stack(xs), torch.stack(ms), partial)
     s = engine.scale
     results = []
     for i, tile in enumerate(tiles):
@@ -355,6 +357,20 @@ class Progress:
         fraction = self.done_pixels / self.all_pixels
         if self.progress is not None:
             self.progress(min(1.0, fraction))
+        self._log_eta(fraction)
+
+    def partial(self, tiles: Sequence[Tile], part: float) -> None:
+        """Progress inside a batch of ``tiles`` that is ``part`` (0-1) through the network.
+
+        Large tiles report as the network works through them, so a run of a
+        few tiles still moves in small steps.
+        """
+        if self.progress is None:
+            return
+        busy = sum(self.pixels[t.index] for t in tiles if t.index < len(self.pixels))
+        self.progress(min(1.0, (self.done_pixels + part * busy) / self.all_pixels))
+
+    def _log_eta(self, fraction: float) -> None:
         now = time.perf_counter()
         if (self.log is not None and fraction < 1.0 and fraction >= self.next_fraction
                 and now - self.last_log >= self.every_s):
@@ -442,7 +458,8 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
 
     def flush_batch() -> None:
         nonlocal batch, done
-        results = _run_batch(engine, batch, log)
+        tiles_now = [item[0] for item in batch]
+        results = _run_batch(engine, batch, log, lambda part: tracker.partial(tiles_now, part))
         if not _put(write_q, results, stop):
             raise errors[0] if errors else Cancelled("Stopped.")
         done += len(batch)
@@ -520,11 +537,12 @@ def split_tile(tile: Tile) -> List[Tile]:
     return parts
 
 
-def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray, bool]], log) -> List[TileResult]:
+def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray, bool]], log,
+               partial=None) -> List[TileResult]:
     """One batch; out of memory, each tile on its own, then in quarters."""
     try:
         return super_resolve_tiles(engine, [b[0] for b in batch], [b[1] for b in batch],
-                                   [b[2] for b in batch])
+                                   [b[2] for b in batch], partial)
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise

@@ -76,6 +76,8 @@ class DGANet(nn.Module):
     #: LR rows of context a strip of the tail needs on each side: its 3x3 convs
     #: reach 1 LR row, then 1/2, 1/4 and 1/8 of one at the finer resolutions.
     STRIP_HALO = 2
+    #: Called with the fraction of rows done after each strip (set by the engine).
+    progress_hook = None
 
     def forward(self, x):
         """Super-resolve ``x`` (N, C, H, W) to (N, C, H*s, W*s).
@@ -100,6 +102,8 @@ class DGANet(nn.Module):
                 a, b = max(0, r0 - halo), min(h, r1 + halo)
                 part = self.tail(self.up(feat[:, :, a:b]))
                 out[:, :, r0 * s:r1 * s] = part[:, :, (r0 - a) * s:(r1 - a) * s].float()
+                if self.progress_hook is not None:   # the engine's progress, strip by strip
+                    self.progress_hook(r1 / h)
         # The global residual stays float32 under bf16 autocast: in bf16 the
         # base image itself would lose about 1/256 of the data range.
         with torch.autocast(device_type=x.device.type, enabled=False):

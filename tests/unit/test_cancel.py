@@ -42,3 +42,12 @@ def test_error_mid_run_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(SuperResError, match=r"tile 3 of 9 \(pixels x 85-128, y 0-59\)"):
         run_job(job)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_moves_within_a_single_tile(tmp_path):
+    """A small raster is one tile: progress still moves as the network works through it."""
+    from helpers import AERIAL
+    seen = []
+    res = run_job(SuperResolveJob(str(AERIAL), str(tmp_path / "o.tif"), "dganet", 4, 5), progress=seen.append)
+    assert res.tiles == 1
+    assert len(seen) >= 4 and seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 0.5
