@@ -133,7 +133,7 @@ def test_run_dganet_with_ise(tmp_path):
     # TILE_SIZE 64 cuts the 128 px layer in four; DEVICE auto takes the GPU only when there is one
     assert any(line.startswith("Tiles: 4 of up to 64 px with a ") for line in log.lines), log.lines
     assert any(line.startswith(f"Device: {'cuda' if torch.cuda.is_available() else 'cpu'}") for line in log.lines)
-    assert "ISE: 3 iterations, kernel bicubic" in log.lines
+    assert "ISE: 3 iterations, kernel bicubic (from the weights)" in log.lines
     assert "Output: 256 x 256 px, pixel size 15 x 15" in log.lines
     assert len([line for line in log.lines if line.startswith("Elapsed: ") and float(line.split()[1]) > 0]) == 1
 
@@ -253,7 +253,7 @@ def test_advanced_parameters_reach_the_run(tmp_path, package):
         "OUTPUT_MASK": True, "OUTPUT": str(out)}, feedback=log)
     text = "\n".join(log.lines)
     assert "Tiles: 12 of up to 16 px with a 4 px margin" in text
-    assert "kernel bilinear, self-ensemble of 8 flips and rotations" in text
+    assert "kernel bilinear (as asked), self-ensemble of 8 flips and rotations" in text
     assert "weights 'aerial'" in text.lower() and "zeros line" not in text
     ref = tmp_path / "ref.tif"
     job.run_job(job.SuperResolveJob(str(COLLAR), str(ref), "dganet", 2, 1, extent=extent, bands=[2], tile_size=16,
