@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-minutes", type=float, default=None, help="override the recipe's wall-clock cap")
     tr.add_argument("--vgg19", default=None,
                     help="degan: VGG19 features safetensors for the perceptual term (see backend/models/vgg19.py)")
+    tr.add_argument("--gan-start", type=int, default=None,
+                    help="degan: first step of the adversarial term (0: none); use it with --vgg19")
 
     tra = sub.add_parser("train-recipes", help="replay the shipped weights' recipes")
     tra.add_argument("--model", default=None)
@@ -225,7 +227,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             for r in chosen:
                 _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
                                               data=args.data, out=None, run_dir=None, device="auto",
-                                              threads=None, steps=None, max_minutes=None, vgg19=None))
+                                              threads=None, steps=None, max_minutes=None, vgg19=None,
+                                              gan_start=None))
         return 0
     except Cancelled as exc:
         print(f"Cancelled: {exc}", file=sys.stderr)
@@ -252,6 +255,8 @@ def _train_one(args) -> None:
         recipe = dataclasses.replace(recipe, max_minutes=args.max_minutes)
     if getattr(args, "vgg19", None):
         recipe = dataclasses.replace(recipe, vgg19=str(Path(args.vgg19).resolve()))
+    if getattr(args, "gan_start", None) is not None:
+        recipe = dataclasses.replace(recipe, gan_start=args.gan_start)
     if not Path(args.data).is_file():
         raise SuperResError(f"No packed training data at {args.data}: run `make data` first.")
     from .train import train

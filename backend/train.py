@@ -156,7 +156,7 @@ class GPSRObjective(Objective):
 class DEGANObjective(Objective):
     """DEGAN's generator and discriminator steps (seed 001 sections 2.3-2.4, 3.3).
 
-    Adam (0.9, 0.999) for both. Until ``recipe.gan_start`` only the
+    Adam (0.9, 0.999) for both. Until ``recipe.gan_start`` (0: never) only the
     content (and perceptual) terms train the generator and the
     discriminator rests: seed 001 does not say how its GAN starts, and we
     follow SRGAN (Ledig et al. 2017), whose GAN starts from the network
@@ -194,7 +194,7 @@ class DEGANObjective(Objective):
     def step(self, lr_b, hr_b, step: int) -> float:
         """A generator step, then (once the GAN has started) a discriminator step."""
         from .losses import degan_generator_loss, discriminator_loss
-        gan = step >= self.recipe.gan_start
+        gan = 0 < self.recipe.gan_start <= step
         self.disc.requires_grad_(False)
         with torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=True):
             sr = self.net(lr_b)
