@@ -41,6 +41,7 @@ class WeightSet:
 WEIGHT_SETS: Tuple[WeightSet, ...] = (
     WeightSet("aerial", "Aerial RGB, 10 cm, Byte (NEON)", 3, 0.1, "Byte", ("aerial",)),
     WeightSet("landsat", "Landsat 8 OLI, 30 m, UInt16, band by band", 1, 30.0, "UInt16", ("landsat",)),
+    WeightSet("sentinel2", "Sentinel-2 MSI, 10 m, UInt16, band by band", 1, 10.0, "UInt16", ("sentinel2",)),
 )
 
 
@@ -168,7 +169,8 @@ MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("dganet", "DGANet (gradient-aware network)",
               "EDSR-style residual network with pixel-shuffle up-blocks and a global bilinear "
               "residual, trained with L1 + 0.1 L1(Sobel)", "network",
-              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1"),
+              sets=("aerial", "landsat", "sentinel2"), build=_build_dganet,
+              reference="seed 000, section 2.2, Table 1"),
     ModelSpec("bicubic", "Bicubic interpolation", "Bicubic (a = -0.75) interpolation baseline",
               "interpolation", resample_mode="bicubic"),
     ModelSpec("bilinear", "Bilinear interpolation", "Bilinear interpolation baseline",
