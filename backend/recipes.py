@@ -96,6 +96,12 @@ RECIPES: Tuple[Recipe, ...] = (
            max_minutes=720),
     Recipe("degan", 4, "aerial", steps=4600, schedule="step", decay_from=3900, loss="degan",
            gan_start=2300, max_minutes=720),
+    # RCAN-L (registry.RCAN_SMALL) from random weights: RCAN's L1 and Adam 1e-4 (its section
+    # 4.1 halves the rate every 200 epochs; a cosine tail here), dganet's patches and batch.
+    # Sized for a GPU: tools/gpu_train.py sets the steps from its minutes. On this CPU a
+    # step costs about 2.5 CPU-s, so these 20000 steps would take some 14 CPU-hours.
+    Recipe("rcan", 4, "aerial", steps=20000, schedule="cosine", decay_from=10000, loss="l1"),
+    Recipe("rcan", 2, "aerial", steps=20000, patch=96, schedule="cosine", decay_from=10000, loss="l1"),
 )
 
 
