@@ -30,6 +30,7 @@ class Recipe:
     init: str = ""                  # weights file stem to start from ("": random init)
     gan_start: int = 0              # degan: first step of the adversarial term and the discriminator
     vgg19: str = ""                 # degan: VGG19 features safetensors for the perceptual term ("": off)
+    needs_gpu: bool = False         # sized for a GPU (tools/gpu_train.py); `make train` skips it on a CPU
 
     @property
     def name(self) -> str:
@@ -100,8 +101,9 @@ RECIPES: Tuple[Recipe, ...] = (
     # 4.1 halves the rate every 200 epochs; a cosine tail here), dganet's patches and batch.
     # Sized for a GPU: tools/gpu_train.py sets the steps from its minutes. On this CPU a
     # step costs about 2.5 CPU-s, so these 20000 steps would take some 14 CPU-hours.
-    Recipe("rcan", 4, "aerial", steps=20000, schedule="cosine", decay_from=10000, loss="l1"),
-    Recipe("rcan", 2, "aerial", steps=20000, patch=96, schedule="cosine", decay_from=10000, loss="l1"),
+    Recipe("rcan", 4, "aerial", steps=20000, schedule="cosine", decay_from=10000, loss="l1", needs_gpu=True),
+    Recipe("rcan", 2, "aerial", steps=20000, patch=96, schedule="cosine", decay_from=10000, loss="l1",
+           needs_gpu=True),
 )
 
 
