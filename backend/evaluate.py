@@ -37,6 +37,13 @@ class EvalRow:
     mse: float = float("nan")          # mean over bands (seed 000 eq. 7-9)
     weights: str = ""                  # weight set used (networks)
     grad_error: float = float("nan")   # gradient-map error, % of R (metrics.gradient_error)
+    adapt: int = 0                     # image-specific adaptation steps (backend.adapt)
+    adapt_note: str = ""               # what the adaptation did (its log line)
+
+    @property
+    def label(self) -> str:
+        """The model, with its adaptation steps when adapted."""
+        return self.model + (f" + adapt {self.adapt}" if self.adapt else "")
 
 
 def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -52,7 +59,8 @@ GDALWARP_CUBIC = "gdalwarp-cubic"
 def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: Sequence[int],
                    rgb: bool = False, device: str = "auto", keep=None,
                    lr: Optional[np.ndarray] = None, weights: str = "auto",
-                   pixel_size_m: Optional[float] = None, precision: str = "fp32") -> List[EvalRow]:
+                   pixel_size_m: Optional[float] = None, precision: str = "fp32",
+                   adapt: Sequence[int] = (0,)) -> List[EvalRow]:
     """Score each model and ISE count at recovering (C, H, W) ``hr`` from its LR.
 
     Networks run in ``precision`` (fp32 by default, so scores do not depend
@@ -65,6 +73,9 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
     ``pixel_size_m`` and data type, as a run on the LR would choose).
     Model ``gdalwarp-cubic`` is GDAL's cubic warp, for ISE 0 only; a network
     name ending in ``+`` (``dganet+``) runs it with the 8-fold self-ensemble.
+    Each network also runs adapted to the LR image for each step count in
+    ``adapt`` (``backend.adapt``; 0 is the network as it is); ``keep``
+    then receives ``<model>_adapt<steps>`` as the model.
     """
     torch = require_torch("Evaluation")
     from .resample import degrade
@@ -84,13 +95,15 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
         if model != GDALWARP_CUBIC and get_model(name).kind == "network":
             spec = get_model(name)
             chosen = resolve_weight_set(spec, scale, weights, pixel_size_m, gdal_type_name(hr.dtype))[0]
-        for n in ise_list:
+        for steps, n in [(a, n) for a in (adapt if chosen else [0]) for n in ise_list]:
             if model == GDALWARP_CUBIC and n:
                 continue
+            notes = []
             t0 = time.perf_counter()
             sr = (gdalwarp_cubic(lr, scale) if model == GDALWARP_CUBIC else
                   super_resolve_array(lr, scale, name, n, rgb=rgb, device=device, weights=chosen or "auto",
-                                      self_ensemble=ensemble, precision=precision))
+                                      self_ensemble=ensemble, precision=precision, adapt_steps=steps,
+                                      log=lambda line: notes.append(line) if line.startswith("Adaptation:") else None))
             secs = time.perf_counter() - t0
             ranges = [data_range(hr[c], hr.dtype) for c in range(hr.shape[0])]
             pb = [psnr(sr[c], hr[c], ranges[c], scale) for c in range(hr.shape[0])]
@@ -106,9 +119,10 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
                                 sam_degrees(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s]) if spectral else float("nan"),
                                 ergas(sr[:, s:-s, s:-s], hr[:, s:-s, s:-s], s), sb, mse, chosen,
                                 float(np.mean([gradient_error(sr[c], hr[c], ranges[c], s)
-                                               for c in range(hr.shape[0])]))))
+                                               for c in range(hr.shape[0])])), steps,
+                                notes[0] if notes else ""))
             if keep is not None:
-                keep(model, n, sr)
+                keep(f"{model}_adapt{steps}" if steps else model, n, sr)
     return rows
 
 
@@ -128,7 +142,8 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
                   bands: Optional[Sequence[int]] = None, window: Optional[Sequence[int]] = None,
                   device: str = "auto", sr_folder: Optional[str] = None,
                   lr_path: Optional[str] = None, weights: str = "auto",
-                  rgb: Optional[bool] = None, precision: str = "fp32") -> List[EvalRow]:
+                  rgb: Optional[bool] = None, precision: str = "fp32",
+                  adapt: Sequence[int] = (0,)) -> List[EvalRow]:
     """Evaluate on a raster file (optionally a pixel window x, y, w, h of it).
 
     With ``lr_path``, the LR is that raster (a real pair, same top-left
@@ -137,6 +152,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
     With ``sr_folder``, each SR result is also written there as a GeoTIFF on
     the HR grid (``<model>_ise<N>_x<s>.tif``). ``rgb`` None reads the bands'
     colour interpretation; True treats the selected three bands as R, G, B.
+    ``adapt`` lists adaptation step counts for the networks (``evaluate_array``).
     """
     from .raster_io import GdalReader, GdalWriter, read_info
     from .tiling import Window
@@ -182,7 +198,8 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
         lr = lr_reader.read(Window(0, 0, lr_info.width, lr_info.height))
         lr_reader.close()
     lr_px = info.pixel_size_m * scale if info.pixel_size_m else None
-    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr, weights, lr_px, precision)
+    return evaluate_array(hr, scale, models, ise_list, rgb, device, keep, lr, weights, lr_px, precision,
+                          adapt)
 
 
 def write_csv(rows: Sequence[EvalRow], path) -> None:
@@ -192,12 +209,13 @@ def write_csv(rows: Sequence[EvalRow], path) -> None:
         w = csv.writer(f)
         w.writerow(["model", "weights", "ise", "psnr_db", "ssim", "mse", "gradient_error_pct", "sam_deg",
                     "ergas", "lr_consistency_pct", "seconds_per_output_mp", "psnr_per_band_db",
-                    "ssim_per_band"])
+                    "ssim_per_band", "adapt_steps"])
         for r in rows:
             w.writerow([r.model, r.weights, r.ise, f"{r.psnr:.4f}", f"{r.ssim:.5f}", f"{r.mse:.4f}",
                         f"{r.grad_error:.4f}", f"{r.sam:.4f}", f"{r.ergas:.4f}",
                         f"{r.lr_consistency:.4f}", f"{r.seconds_per_mp:.3f}",
-                        " ".join(f"{p:.3f}" for p in r.psnr_bands), " ".join(f"{p:.5f}" for p in r.ssim_bands)])
+                        " ".join(f"{p:.3f}" for p in r.psnr_bands), " ".join(f"{p:.5f}" for p in r.ssim_bands),
+                        r.adapt])
 
 
 DEFINITIONS = ("Degradation: torch interpolate(hr, 1/s, bicubic, antialias=True, align_corners=False) "
@@ -208,7 +226,9 @@ DEFINITIONS = ("Degradation: torch interpolate(hr, 1/s, bicubic, antialias=True,
                "MSE: mean over bands of the per-band mean squared error (seed 000 eq. 7-9); "
                "LR consistency: RMSE between down(SR) and the LR as % of R; gradient error: mean "
                "|Sobel(SR) - Sobel(HR)| over x and y as % of R; bicubic baseline: torch interpolate(lr, s, "
-               "bicubic, align_corners=False); gdalwarp-cubic: GDAL's cubic warp.")
+               "bicubic, align_corners=False); gdalwarp-cubic: GDAL's cubic warp; adapt: the network "
+               "fine-tuned for that many steps on pairs made from the LR image itself (ADAPT_STEPS), "
+               "its time included.")
 
 
 def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
@@ -219,24 +239,25 @@ def write_html(rows: Sequence[EvalRow], path, title: str) -> None:
         f"<tr><td>{html.escape(r.model)}</td><td>{html.escape(r.weights or '-')}</td><td>{r.ise}</td><td>{r.psnr:.2f}</td>"
         f"<td>{'' if base is None else f'{r.psnr - base:+.2f}'}</td><td>{r.ssim:.4f}</td>"
         f"<td>{r.grad_error:.3f}</td><td>{r.sam:.3f}</td><td>{r.ergas:.3f}</td><td>{r.lr_consistency:.3f}</td>"
-        f"<td>{r.seconds_per_mp:.2f}</td></tr>" for r in rows)
+        f"<td>{r.seconds_per_mp:.2f}</td><td>{r.adapt}</td></tr>" for r in rows)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1><table border='1' cellpadding='4'>"
             "<tr><th>model</th><th>weights</th><th>ISE</th><th>PSNR (dB)</th><th>vs bicubic (dB)</th><th>SSIM</th>"
-            "<th>gradient error (% of R)</th><th>SAM (deg)</th><th>ERGAS</th><th>LR consistency (% of R)</th><th>s / output MP</th></tr>"
+            "<th>gradient error (% of R)</th><th>SAM (deg)</th><th>ERGAS</th><th>LR consistency (% of R)</th><th>s / output MP</th>"
+            "<th>adapt steps</th></tr>"
             f"{cells}</table><p>{html.escape(DEFINITIONS)}</p></body></html>")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
 
 
-def format_table(rows: Sequence[EvalRow], label=lambda r: r.model,
+def format_table(rows: Sequence[EvalRow], label=lambda r: r.label,
                  extra_columns: Sequence[str] = (), extra: Optional[Dict[str, Sequence[str]]] = None) -> str:
     """A markdown table of ``rows``, with the gain over the bicubic row; ``label(row)`` names a row.
 
     ``extra`` maps a model name to the values of ``extra_columns`` for its
     rows (other rows show "-").
     """
-    base = {r.ise: r.psnr for r in rows if r.model == "bicubic"}
+    base = {r.ise: r.psnr for r in rows if r.model == "bicubic" and not r.adapt}
     ref = base.get(0, next(iter(base.values()), None))
     extra = extra or {}
     head = "".join(f" {c} |" for c in extra_columns)

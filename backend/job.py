@@ -61,6 +61,9 @@ class SuperResolveJob:
         cog: write a Cloud-Optimised GeoTIFF (with overviews).
         dask: a ``dask.distributed`` scheduler address, or ``local:N`` for N
             local worker processes; None runs here.
+        adapt_steps: image-specific adaptation (``backend.adapt``): fine-tune a
+            copy of the network for this many steps on pairs made from the
+            extent itself, before the first tile; 0 (the default) disables it.
     """
 
     input_path: str
@@ -82,6 +85,7 @@ class SuperResolveJob:
     precision: str = "auto"
     cog: bool = False
     dask: Optional[str] = None
+    adapt_steps: int = 0
 
 
 @dataclass
@@ -105,7 +109,7 @@ class JobResult:
 
 
 def _check_common(model: str, scale: int, ise_iterations: int, tile_size: Optional[int],
-                  tile_overlap: Optional[int]):
+                  tile_overlap: Optional[int], adapt_steps: int = 0):
     spec = get_model(model)
     if scale not in (2, 4, 8):
         raise SuperResError(f"SCALE must be 2, 4 or 8, not {scale}.")
@@ -120,6 +124,11 @@ def _check_common(model: str, scale: int, ise_iterations: int, tile_size: Option
         raise SuperResError("TILE_SIZE must be at least 8 input pixels (or 0 to choose automatically).")
     if tile_overlap is not None and tile_overlap < 0:
         raise SuperResError("TILE_OVERLAP must be 0 or more.")
+    if adapt_steps < 0:
+        raise SuperResError("ADAPT_STEPS must be 0 or more.")
+    if adapt_steps and not spec.needs_torch:
+        raise SuperResError(f"ADAPT_STEPS needs a network; '{spec.name}' has nothing to adapt "
+                            "(use ADAPT_STEPS 0).")
     return spec
 
 
@@ -231,7 +240,7 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
          weights: str = "auto", pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
          precision: str = "auto", dask: Optional[str] = None,
          input_path: Optional[str] = None,
-         bands: Optional[Sequence[int]] = None) -> Tuple[Engine, Tiling, int]:
+         bands: Optional[Sequence[int]] = None, adapt_steps: int = 0) -> Tuple[Engine, Tiling, int]:
     """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
@@ -240,6 +249,10 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
                            weights=weights, pixel_size_m=pixel_size_m, self_ensemble=self_ensemble,
                            precision=precision)
     engine = build_engine(config)
+    if adapt_steps:
+        # once, before the tiles: every tile then runs the same adapted network
+        from .adapt import adapt_engine
+        adapt_engine(engine, reader, region, adapt_steps, log, is_cancelled)
     tiling = choose_tiling(engine, region, tile_size, tile_overlap)
     tiles = plan_tiles(region, raster_w, raster_h, tiling.tile_size, tiling.margin)
     if log is not None:
@@ -324,7 +337,11 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     from .raster_io import GdalReader, GdalWriter, extent_to_window, output_bytes, read_info
     start = time.perf_counter()
     say = log or (lambda _msg: None)
-    spec = _check_common(job.model, job.scale, job.ise_iterations, job.tile_size, job.tile_overlap)
+    spec = _check_common(job.model, job.scale, job.ise_iterations, job.tile_size, job.tile_overlap,
+                         job.adapt_steps)
+    if job.adapt_steps and job.dask:
+        raise SuperResError("ADAPT_STEPS cannot run on a Dask scheduler: the adapted network exists "
+                            "only in this process. Run without DASK_SCHEDULER, or with ADAPT_STEPS 0.")
     device = resolve_device(job.device)
     src, dst = Path(job.input_path), Path(job.output_path)
     if dst.exists() and dst.resolve() == src.resolve():
@@ -377,7 +394,8 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
             pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
-            precision=job.precision, dask=job.dask, input_path=os.path.abspath(src), bands=bands)
+            precision=job.precision, dask=job.dask, input_path=os.path.abspath(src), bands=bands,
+            adapt_steps=job.adapt_steps)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:
@@ -392,7 +410,8 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
                        precision=engine.precision if engine.net is not None else "fp32")
     mpx = region.w * s * region.h * s / 1e6
     elapsed = f"Elapsed: {seconds:.2f} s ({mpx / max(seconds, 1e-9):.2f} Mpx/s of output)"
-    result.log = [*describe_engine(engine, job.ise_kernel, job.dask), *where, elapsed]
+    result.log = [*describe_engine(engine, job.ise_kernel, job.dask),
+                  *([engine.adaptation] if engine.adaptation else []), *where, elapsed]
     say(elapsed)
     return result
 
@@ -404,7 +423,7 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
                         ise_kernel: Optional[str] = None, out: Optional[np.ndarray] = None,
                         progress=None, is_cancelled=None, weights: str = "auto",
                         pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
-                        precision: str = "auto", log=None) -> np.ndarray:
+                        precision: str = "auto", log=None, adapt_steps: int = 0) -> np.ndarray:
     """Super-resolve a (C, H, W) or (H, W) array with the same pipeline as files.
 
     Works without GDAL (e.g. on memory-mapped arrays on a GPU machine). A
@@ -412,10 +431,11 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
     natural-colour R, G, B (as a file run does with bands marked so).
     ``nodata`` is one value for all bands or one per band. ``out`` may be a
     preallocated (C, H*s, W*s) array or memmap. ``weights`` ``auto`` picks
-    the set by the array's data type and ``pixel_size_m``.
+    the set by the array's data type and ``pixel_size_m``. ``adapt_steps``
+    fine-tunes the network on the array itself first (``backend.adapt``).
     """
     from .arrays import ArrayReader, ArrayWriter
-    spec = _check_common(model, scale, ise_iterations, tile_size, tile_overlap)
+    spec = _check_common(model, scale, ise_iterations, tile_size, tile_overlap, adapt_steps)
     two_d = np.ndim(array) == 2
     if nodata is not None and np.ndim(nodata) == 0:
         nodata = [nodata] * (1 if two_d else array.shape[0])
@@ -430,5 +450,6 @@ def super_resolve_array(array: np.ndarray, scale: int, model: str = "dganet",
          spec=spec, scale=scale, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
          device=resolve_device(device), rgb=rgb, tile_size=tile_size, tile_overlap=tile_overlap,
          progress=progress, is_cancelled=is_cancelled, log=log, weights=weights,
-         pixel_size_m=pixel_size_m, self_ensemble=self_ensemble, precision=precision)
+         pixel_size_m=pixel_size_m, self_ensemble=self_ensemble, precision=precision,
+         adapt_steps=adapt_steps)
     return writer.array[0] if two_d else writer.array

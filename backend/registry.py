@@ -41,6 +41,7 @@ class WeightSet:
 WEIGHT_SETS: Tuple[WeightSet, ...] = (
     WeightSet("aerial", "Aerial RGB, 10 cm, Byte (NEON)", 3, 0.1, "Byte", ("aerial",)),
     WeightSet("landsat", "Landsat 8 OLI, 30 m, UInt16, band by band", 1, 30.0, "UInt16", ("landsat",)),
+    WeightSet("sentinel2", "Sentinel-2 MSI, 10 m, UInt16, band by band", 1, 10.0, "UInt16", ("sentinel2",)),
 )
 
 
@@ -169,11 +170,22 @@ def _build_gpsr(bands: int, scale: int):
     return GPSR(num_in_ch=bands, num_out_ch=bands, upscale=scale, **GPSR_SMALL)
 
 
+#: The RCAN-L that ships: 3 residual groups of 4 RCABs (RCAN: 10 of 20), 64
+#: features, reduction 16, channel attention pooled over 7 x 7 windows (RCAN:
+#: the whole image, which cannot tile). ``RCAN()``'s defaults are RCAN's depth.
+RCAN_SMALL = dict(num_feat=64, num_group=3, num_block=4, reduction=16, pool=7)
+
+
+def _build_rcan(bands: int, scale: int):
+    from .models.rcan import RCAN
+    return RCAN(num_in_ch=bands, num_out_ch=bands, upscale=scale, **RCAN_SMALL)
+
+
 MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("dganet", "DGANet (gradient-aware network)",
               "EDSR-style residual network with pixel-shuffle up-blocks and a global bilinear "
               "residual, trained with L1 + 0.1 L1(Sobel)", "network",
-              sets=("aerial", "landsat"), build=_build_dganet, reference="seed 000, section 2.2, Table 1",
+              sets=("aerial", "landsat", "sentinel2"), build=_build_dganet, reference="seed 000, section 2.2, Table 1",
               summary="The general choice: sharpens aerial photos and satellite bands."),
     ModelSpec("bicubic", "Bicubic interpolation", "Bicubic (a = -0.75) interpolation baseline",
               "interpolation", resample_mode="bicubic",
@@ -226,6 +238,14 @@ MODELS: Tuple[ModelSpec, ...] = (
               scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3,
               summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
                       "reduced): sharper edges; slower than DGANet."),
+    # A stronger design beside dganet (issue 18): channel attention as in RCAN, made local
+    # so that tiles equal a one-piece run. Not a seed paper; trained on a GPU (tools/gpu_train.py).
+    ModelSpec("rcan", "RCAN-L (residual channel attention, local; not a seed paper)",
+              "RCAN-style residual-in-residual network, 3 groups of 4 blocks, whose channel attention "
+              "pools 7 x 7 windows instead of the whole image (so tiles are exact), plus a bilinear "
+              "global residual; trained with L1", "network", scales=(2, 4), sets=("aerial",),
+              build=_build_rcan, reference="Zhang et al. 2018 (RCAN), sections 3.1-3.4; reduced, local attention",
+              summary="A deeper attention network for natural-colour aerial photos (not a seed paper)."),
 )
 
 

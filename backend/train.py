@@ -41,7 +41,8 @@ class PatchSource:
             if bands == 3 and arr.shape[0] < 3:
                 continue
             for g in groups:
-                valid = g != 0 if domain == "landsat" else np.ones(g.shape, bool)  # Landsat's zero collar
+                # Landsat's zero collar; 0 is Sentinel-2 L1C's nodata too
+                valid = g != 0 if domain in ("landsat", "sentinel2") else np.ones(g.shape, bool)
                 stats = compute_stats(g, valid, g.dtype.kind in "iu")
                 self.images.append((g, valid.all(axis=0), stats, g.dtype))
         if not self.images:

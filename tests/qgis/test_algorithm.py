@@ -36,7 +36,7 @@ def test_provider_and_parameters_registered():
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
                      "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "WEIGHTS", "SELF_ENSEMBLE", "ZERO_COLLAR",
-                     "OUTPUT_MASK", "PRECISION", "COG", "DASK_SCHEDULER", "OUTPUT"]
+                     "OUTPUT_MASK", "PRECISION", "COG", "DASK_SCHEDULER", "ADAPT_STEPS", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
     # the analyst's list: networks with weights, then the baselines; no ablation arms
@@ -55,7 +55,7 @@ def test_provider_and_parameters_registered():
     assert "pass the value's name (e.g. MODEL=dganet)" in model.help()
     assert "qgis_process" not in alg.parameterDefinition("INPUT").help()   # not an enum
     weights = alg.parameterDefinition("WEIGHTS")
-    assert weights.options() == ["auto", "aerial", "landsat"] and weights.defaultValue() == "auto"
+    assert weights.options() == ["auto", "aerial", "landsat", "sentinel2"] and weights.defaultValue() == "auto"
     assert weights.flags() & weights.FlagAdvanced
 
 
