@@ -88,14 +88,14 @@ RECIPES: Tuple[Recipe, ...] = (
            max_minutes=110, init="dganet_x4_aerial"),
     # Seeds 001 and 002 in their reduced widths (registry.DEGAN_SMALL, GPSR_SMALL),
     # on dganet's x4 patches and batch (so the validation patches are the same)
-    # for two CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
+    # for two to three CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
     # 4.1.3 anneals over 1e6 iterations). DEGAN: Adam 1e-4, x0.1 near the end
     # (seed 001 section 3.3 after 50 epochs), on the content term alone: without
     # the perceptual term (no VGG19 weights here) the paper's 0.1 adversarial
     # weight outweighs 0.5 MSE, and a GAN phase from step 2300 took validation
     # from 17.39 to 10.35 dB in 200 steps (docs/degan_gan_phase.csv). With
     # --vgg19 FILE --gan-start N, `train` runs the paper's full loss.
-    Recipe("gpsr", 4, "aerial", steps=6000, schedule="cosine", decay_from=3600, loss="gpsr",
+    Recipe("gpsr", 4, "aerial", steps=4800, schedule="cosine", decay_from=3000, loss="gpsr",
            max_minutes=720),
     Recipe("degan", 4, "aerial", steps=2750, schedule="step", decay_from=2250, loss="degan",
            max_minutes=720),
