@@ -20,7 +20,8 @@ def test_curated_list_leaves_out_the_ablation_arms():
         text = registry.plain_description(spec)
         assert text and "Sobel" not in text and "pixel-shuffle" not in text
     assert registry.plain_description(registry.get_model("dganet")).endswith(
-        "Trained on Aerial RGB, 10 cm, Byte (NEON); Landsat 8 OLI, 30 m, UInt16, band by band.")
+        "Trained on Aerial RGB, 10 cm, Byte (NEON); Landsat 8 OLI, 30 m, UInt16, band by band; "
+            "Sentinel-2 MSI, 10 m, UInt16, band by band.")
     assert registry.plain_description(registry.get_model("bicubic")).endswith("Needs no PyTorch.")
 
 

@@ -7,20 +7,25 @@ from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job, super_resolve_array
 from backend.raster_io import ground_pixel_size, read_info
 from backend.registry import choose_weight_set, get_model
-from helpers import AERIAL, LANDSAT, RGBN, read
+from helpers import AERIAL, LANDSAT, RGBN, SENTINEL2, read
 
 
 def test_real_crops_get_their_own_domain():
     sets = get_model("dganet").available_sets(4)
-    assert set(sets) == {"aerial", "landsat"}
-    landsat, aerial = read_info(str(LANDSAT)), read_info(str(AERIAL))
+    assert set(sets) == {"aerial", "landsat", "sentinel2"}
+    landsat, aerial, s2 = read_info(str(LANDSAT)), read_info(str(AERIAL)), read_info(str(SENTINEL2))
+    assert s2.pixel_size_m == pytest.approx(10.0) and s2.dtype_name == "UInt16"
+    assert choose_weight_set(sets, s2.pixel_size_m, "UInt16")[0] == "sentinel2"
+    # the boundary lies at sqrt(10 x 30) = 17.3 m
+    assert choose_weight_set(sets, 17.0, "UInt16")[0] == "sentinel2"
+    assert choose_weight_set(sets, 17.6, "UInt16")[0] == "landsat"
     assert landsat.pixel_size_m == pytest.approx(30.0) and landsat.dtype_name == "UInt16"
     assert aerial.pixel_size_m == pytest.approx(0.1) and aerial.dtype_name == "Byte"
     assert choose_weight_set(sets, landsat.pixel_size_m * 4, "UInt16")[0] == "landsat"
     assert choose_weight_set(sets, aerial.pixel_size_m, "Byte")[0] == "aerial"
     # Byte but 30 m (a Landsat quick-look): pixel size outweighs the data type
     assert choose_weight_set(sets, 30.0, "Byte")[0] == "landsat"
-    # no CRS: the data type decides
+    # no CRS: the data type decides, and between the UInt16 sets the first listed, landsat
     assert choose_weight_set(sets, None, "UInt16")[0] == "landsat"
     assert choose_weight_set(sets, None, "Byte")[0] == "aerial"
 
@@ -57,7 +62,36 @@ def test_override_changes_the_pixels_and_grey_runs_through_rgb_weights():
 
 
 def test_unknown_or_missing_weights_are_clear_errors(tmp_path):
-    with pytest.raises(SuperResError, match="Unknown weights 'sentinel'.*aerial, landsat"):
+    with pytest.raises(SuperResError, match="Unknown weights 'sentinel'.*aerial, landsat, sentinel2"):
         super_resolve_array(read(RGBN)[:3], 4, "dganet", weights="sentinel", device="cpu")
     with pytest.raises(SuperResError, match="no 'landsat' weights; it has: aerial"):
         super_resolve_array(read(AERIAL), 4, "edsr", weights="landsat", device="cpu")
+
+
+def test_sentinel2_weights_metadata_and_auto_choice(tmp_path):
+    """The sentinel2 set: fine-tuned from the Landsat weights on Sentinel-2 train rows, picked for 10 m UInt16."""
+    import json
+    from backend.registry import WEIGHTS_DIR
+    from backend.weights import read_metadata
+    for scale in (4,):   # x4 only so far: the x2 fine-tune has not been run
+        meta = read_metadata(WEIGHTS_DIR / f"dganet_x{scale}_sentinel2.safetensors")
+        landsat = read_metadata(WEIGHTS_DIR / f"dganet_x{scale}_landsat.safetensors")
+        recipe = json.loads(meta["recipe"])
+        assert (meta["weights_set"], meta["bands"], meta["scale"]) == ("sentinel2", "1", str(scale))
+        assert meta["training_data"].startswith("sentinel2 (train regions") and recipe["domains"] == ["sentinel2"]
+        assert recipe["init"] == f"dganet_x{scale}_landsat" and landsat["tensor_sha256"] in meta["initialised_from"]
+        assert int(meta["steps"]) == recipe["steps"]
+        assert float(meta["val_psnr_norm"]) > float(meta["val_bicubic_psnr_norm"])
+    res = run_job(SuperResolveJob(str(SENTINEL2), str(tmp_path / "o.tif"), "dganet", 4))
+    assert res.weights == "dganet_x4_sentinel2.safetensors"
+    assert any("weights 'sentinel2'" in line.lower() and "input's 10 m, uint16" in line.lower() for line in res.log)
+
+
+def test_sentinel2_weights_beat_the_landsat_ones_on_held_out_sentinel2():
+    """On the committed crop (validation rows), x4: above bicubic, and above the Landsat weights it started from."""
+    from backend.evaluate import evaluate_file
+    rows = {}
+    for weights in ("sentinel2", "landsat"):
+        for r in evaluate_file(str(SENTINEL2), 4, ["bicubic", "dganet"], [0], device="cpu", weights=weights):
+            rows[(r.model, r.weights)] = r.psnr
+    assert rows[("dganet", "sentinel2")] > rows[("dganet", "landsat")] + 0.05 > rows[("bicubic", "")] + 0.5
