@@ -145,6 +145,8 @@ def main() -> None:
             if trajectory:
                 print("    step, held-out loss, gain (dB): " + "; ".join(
                     f"{s_} {loss:.5f} {gain:+.3f}" for s_, loss, gain in trajectory), flush=True)
+        if not gains:
+            continue
         mean = np.mean(gains, axis=0)
         print(f"| **{domain}, mean** | | | " + " | ".join(f"**{v:+.3f}**" for v in mean) + " | | |", flush=True)
 
