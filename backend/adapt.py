@@ -18,10 +18,12 @@ measured before training and every ``EVAL_EVERY`` steps; training stops
 when it has not fallen for ``PATIENCE`` checks in a row. The network kept
 is the one with the lowest held-out loss if that is at least ``ACCEPT``
 below the original's; otherwise the original. Measured on held-out imagery
-(``tools/adapt_gain.py``, README): where the weights already suit the image
-(aerial weights on aerial photos) the held-out loss falls by 2 % at most
-while the true PSNR drops; where they do not (Landsat through the aerial
-weights) it falls by a quarter and PSNR gains most of a dB.
+at x4, 150 steps (``tools/adapt_gain.py --trajectory``, README): where the
+weights suit the image (aerial weights on three aerial images, sentinel2
+weights on Sentinel-2) the held-out loss fell by 1.7 % and 4.0 % at most
+while the true PSNR dropped (by up to 0.04 and 0.08 dB); where they do not
+(Landsat natural colour through the aerial weights) it fell by 7.6 % and
+PSNR gained 0.78 dB. ``ACCEPT`` lies between.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ PATIENCE = 4
 #: A check must lower the best held-out loss by this fraction to count as falling.
 MIN_GAIN = 1e-3
 #: The adapted network is kept only if its held-out loss is this fraction below the original's.
-ACCEPT = 0.03
+ACCEPT = 0.05
 #: Share of the grid's cells held back (at most ``MAX_HELD_OUT`` cells).
 HELD_OUT_FRACTION = 0.25
 MAX_HELD_OUT = 8

@@ -226,12 +226,12 @@ MODELS: Tuple[ModelSpec, ...] = (
     # They build at x2, x4 and x8; x4 is the scale trained so far.
     ModelSpec("degan", "DEGAN (diffusion-enhanced GAN, reduced)",
               "Residual CNN with CBAM, sub-pixel upsampling and a U-Net with a Transformer bottleneck, "
-              "trained as a GAN (0.5 MSE + 0.1 adversarial); reduced widths, plus a bicubic global "
-              "residual (not in the paper); runs on fixed "
+              "the paper's GAN; shipped weights trained on its 0.5 MSE content term only (no VGG19 "
+              "here); reduced widths, plus a bicubic global residual (not in the paper); runs on fixed "
               f"{DEGAN_TILE}-px windows", "network", scales=(4,), sets=("aerial",), build=_build_degan,
               reference="seed 001, sections 2.1-2.4", fixed_tile=DEGAN_TILE, fixed_margin=8,
-              summary="A GAN for natural-colour aerial photos (seed 001, reduced): aims at "
-                      "realistic texture rather than the closest pixels; slow."),
+              summary="Seed 001's diffusion-enhanced generator for natural-colour aerial photos "
+                      "(reduced, trained on its pixel loss without the GAN phase); slow."),
     ModelSpec("gpsr", "GPSR (gradient-prior network, reduced)",
               "U-Net on the bicubic image with RS3AM-SR decoders and a gradient branch, trained with "
               "L1 + 0.1 multi-scale gradient + 0.001 gradient loss; reduced widths", "network",

@@ -12,8 +12,8 @@ all ISE counts. One CPU thread, float32, so the seconds are CPU seconds.
 Domains: ``aerial`` (the OSBS file and the validation rows of three NEON
 images, x4 aerial weights), ``landsat`` (Landsat 8 validation rows, the
 weights ``auto`` picks), ``cross`` (the same rows as B4/B3/B2 natural colour
-through the aerial weights), ``sentinel2`` (Sentinel-2 validation rows,
-``auto`` weights). Needs ``make data``.
+through the aerial weights), ``sentinel2`` (Sentinel-2 validation rows, the sentinel2
+weights a run on the 10 m raster uses). Needs ``make data``.
 """
 import argparse
 import sys
@@ -47,7 +47,7 @@ def images(domain: str):
     if domain == "cross":
         return [(n + " as B4, B3, B2", a[[2, 1, 0]], 30.0, "aerial", True) for n, a in val("landsat/")]
     if domain == "sentinel2":
-        return [(n, a, 10.0, "auto", False) for n, a in val("sentinel2/")]
+        return [(n, a, 10.0, "sentinel2", False) for n, a in val("sentinel2/")]
     raise SystemExit(f"unknown domain {domain}")
 
 
