@@ -147,6 +147,11 @@ def test_degan_steps_train_generator_and_discriminator_and_resume(packed, tmp_pa
     assert any(not torch.equal(g0[k], v) for k, v in net.state_dict().items())
     obj.step(lr_b, hr_b, 1)                       # the GAN has started: the discriminator learns
     assert not torch.equal(d0["fc2.weight"], obj.disc.state_dict()["fc2.weight"])
+    # gan_start 0 (the shipped aerial recipe): no adversarial phase at any step
+    off = make_objective(dataclasses.replace(recipe, gan_start=0), get_model("degan").build(3, 4), "cpu")
+    d0 = {k: v.clone() for k, v in off.disc.state_dict().items()}
+    off.step(lr_b, hr_b, 5)
+    assert all(torch.equal(d0[k], v) for k, v in off.disc.state_dict().items())
     # through the trainer: metadata says the perceptual term was off; a resumed
     # run (discriminator and both Adams from the checkpoint) equals a straight one
     straight, meta = _run(recipe, packed, tmp_path, "degan")
