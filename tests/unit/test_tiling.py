@@ -181,3 +181,29 @@ def test_grid_network_tiles_exactly_on_its_grid():
     tiled, tiling, tiles = _run_engine(engine, img, 14)      # rounded up to 15, a multiple of 3
     assert tiling.tile_size == 15 and len(tiles) == 6 and tiling.trim == 6
     np.testing.assert_array_equal(tiled, whole)
+
+
+@pytest.mark.parametrize("ise", [0, 5])
+def test_automatic_tile_size_bounds_margins_and_memory(monkeypatch, ise):
+    """TILE_SIZE 0: at least 512 px, margins at most 15% extra pixels where the budget allows,
+    equal tiles of whole output blocks; a small memory budget gives smaller tiles."""
+    from backend import job as job_mod
+    from backend.engine import build_engine, engine_config
+    from backend.normalise import compute_stats, valid_mask
+    from backend.tiling import Window
+    img = read(AERIAL)
+    stats = compute_stats(img, valid_mask(img, (None,) * 3), True)
+    engine = build_engine(engine_config("dganet", 4, stats, 3, True, img.dtype, device="cpu",
+                                        ise_iterations=ise))
+    region = Window(0, 0, 6000, 6000)
+    monkeypatch.setattr(job_mod, "memory_budget", lambda device: 8 * 1024 ** 3)
+    t = job_mod.choose_tiling(engine, region, None, None)
+    core = t.tile_size
+    margin = t.margin - t.trim        # a tile without nodata drops the filling part
+    assert core >= 512 and ((core + 2 * margin) / core) ** 2 - 1 <= 0.15
+    assert (core * 4) % 256 == 0 and -(-6000 // core) * core - 6000 < core  # whole blocks, no thin last tile
+    assert engine.bytes_per_lr_pixel() * (core + 2 * t.margin) ** 2 <= 8 * 1024 ** 3
+    monkeypatch.setattr(job_mod, "memory_budget", lambda device: 256 * 1024 ** 2)
+    small = job_mod.choose_tiling(engine, region, None, None)
+    assert small.tile_size < core      # the budget binds: rounded up to whole output blocks at most
+    assert engine.bytes_per_lr_pixel() * (small.tile_size - 64 + 2 * small.margin) ** 2 <= 256 * 1024 ** 2
