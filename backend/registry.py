@@ -237,7 +237,7 @@ MODELS: Tuple[ModelSpec, ...] = (
               "L1 + 0.1 multi-scale gradient + 0.001 gradient loss; reduced widths", "network",
               scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3,
               summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
-                      "reduced): sharper edges; slower than DGANet."),
+                      "reduced): about as sharp as DGANet, and many times slower (wide margins)."),
     # A stronger design beside dganet (issue 18): channel attention as in RCAN, made local
     # so that tiles equal a one-piece run. Not a seed paper; trained on a GPU (tools/gpu_train.py).
     ModelSpec("rcan", "RCAN-L (residual channel attention, local; not a seed paper)",
