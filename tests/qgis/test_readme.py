@@ -42,7 +42,9 @@ def shell(code, tmp_path):
     makefile = (ROOT / "Makefile").read_text()
     assert "install: setup\n\t$(PY) tools/install_plugin.py\n" in makefile
     code = re.sub(r"^make install$", ".venv/bin/python tools/install_plugin.py", code, flags=re.M)
-    return re.sub(r"(?<![\w/])\.venv/bin/python\b", sys.executable, code).replace("/tmp/", f"{tmp_path}/")
+    # /tmp/ first, so that an interpreter under /tmp (a clone there) is left alone
+    code = code.replace("/tmp/", f"{tmp_path}/")
+    return re.sub(r"(?<![\w/])\.venv/bin/python\b", sys.executable, code)
 
 
 @pytest.fixture
