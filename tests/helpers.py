@@ -127,3 +127,18 @@ def until(condition, timeout=300):
             raise TimeoutError("the condition did not come true in time")
         QgsApplication.processEvents()
         time.sleep(0.02)
+
+
+def one_training_step(recipe, packed):
+    """``recipe``'s network (3 bands, torch seed 0) after one objective step on a
+    batch of 2 x 32 px patches from ``packed``: (net, its state before, the loss)."""
+    import torch
+    from backend.registry import get_model
+    from backend.train import PatchSource, make_objective
+    torch.manual_seed(0)
+    net = get_model(recipe.model).build(3, recipe.scale)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    src = PatchSource(dict(np.load(packed)), ("aerial",), "train", 3)
+    lr_b, hr_b = src.batch(np.random.default_rng(0), 2, 32, recipe.scale)
+    loss = make_objective(recipe, net, "cpu").step(lr_b, hr_b, 0)
+    return net, before, loss

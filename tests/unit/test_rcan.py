@@ -8,7 +8,7 @@ import torch
 from backend.models.rcan import RCAN
 from backend.recipes import find_recipe
 from backend.registry import RCAN_SMALL, get_model
-from helpers import AERIAL, read
+from helpers import AERIAL, one_training_step, read
 
 
 @pytest.mark.parametrize("bands", [1, 3])
@@ -104,19 +104,14 @@ def test_tiled_equals_one_piece():
 
 
 def test_one_training_step_and_the_recipe(tmp_path):
-    from backend.train import PatchSource, make_objective, train
+    from backend.train import train
     recipe = find_recipe("rcan", 4, "aerial")
     assert recipe.loss == "l1" and recipe.init == "" and recipe.bands == 3
     img = read(AERIAL)
     packed = tmp_path / "packed.npz"
     np.savez(packed, **{"aerial/osbs/train": img[:, :96], "aerial/osbs/val": img[:, 96:]})
     tiny = dataclasses.replace(recipe, steps=1, batch=2, patch=32)
-    torch.manual_seed(0)
-    net = get_model("rcan").build(3, 4)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    src = PatchSource(dict(np.load(packed)), ("aerial",), "train", 3)
-    lr_b, hr_b = src.batch(np.random.default_rng(0), 2, 32, 4)
-    loss = make_objective(tiny, net, "cpu").step(lr_b, hr_b, 0)
+    net, before, loss = one_training_step(tiny, packed)
     assert np.isfinite(loss) and loss > 0
     unchanged = [k for k, v in net.state_dict().items() if torch.equal(before[k], v)]
     # every tensor learns, but for the odd attention squeeze whose ReLU is off on this batch

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from backend.recipes import Recipe
 from backend.train import learning_rate, train
-from helpers import AERIAL, read
+from helpers import AERIAL, one_training_step, read
 
 TINY = Recipe("dganet", 4, "aerial", steps=4, batch=2, patch=32)
 
@@ -112,16 +112,8 @@ def test_larger_variant_grows_from_the_shipped_dganet(packed, tmp_path):
 
 def test_gpsr_step_supervises_the_gradient_maps_at_every_scale(packed, tmp_path):
     """GPSR's objective: one step moves the gradient branch's G_s convs, which only eq. 14 trains."""
-    from backend.registry import get_model
-    from backend.train import make_objective
     recipe = Recipe("gpsr", 4, "aerial", steps=1, batch=2, patch=32, loss="gpsr")
-    torch.manual_seed(0)
-    net = get_model("gpsr").build(3, 4)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    from backend.train import PatchSource
-    src = PatchSource(dict(np.load(packed)), ("aerial",), "train", 3)
-    lr_b, hr_b = src.batch(np.random.default_rng(0), 2, 32, 4)
-    loss = make_objective(recipe, net, "cpu").step(lr_b, hr_b, 0)
+    net, before, loss = one_training_step(recipe, packed)
     assert np.isfinite(loss) and loss > 0
     after = net.state_dict()
     for j in range(2):
