@@ -28,6 +28,7 @@ DATA = ROOT / "tests" / "data"
 CROPS = {
     "aerial": [("osbs_rgb_128.tif", None), ("rgbn_suba_64.tif", [1])],
     "landsat": [("landsat_b2b3b4_128.tif", None), ("landsat_collar_96.tif", None)],
+    "sentinel2": [("sentinel2_b02b03b04_192.tif", None)],
 }
 ISE = [0, 5]
 

@@ -68,3 +68,13 @@ def test_license_is_gpl2_or_later():
     text = (ROOT / "LICENSE").read_text()
     assert "either version 2 of the License, or (at your option) any later" in text
     assert "GNU GENERAL PUBLIC LICENSE\n                       Version 2, June 1991" in text
+
+
+def test_every_packaged_weight_set_has_crops_for_the_precision_check():
+    """tools/weights_precision.py measures float16's cost on every file the zip carries."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from package import packaged_weights
+    from weights_precision import CROPS, DATA
+    sets = {p.stem.rsplit("_x", 1)[1].split("_", 1)[1] for p in packaged_weights()}   # <model>_x<scale>_<set>
+    assert sets and sets <= set(CROPS), sets - set(CROPS)
+    assert all((DATA / name).is_file() for crops in CROPS.values() for name, _ in crops)
