@@ -46,7 +46,10 @@ def test_domain_warnings_on_real_crops():
     _domain, warnings = check_input(str(LANDSAT), None, "dganet_large", 4)   # aerial weights only
     assert len(warnings) == 3
     assert "30 m, 300 times larger" in warnings[0] and "UInt16" in warnings[1] and "grey image" in warnings[2]
-    _domain, warnings = check_input(str(RGBN), None, "dganet", 2)       # 5 m, 4 bands
+    # 5 m Byte, 4 bands: auto picks the nearest set, Sentinel-2's 10 m, and warns of the data type
+    domain, warnings = check_input(str(RGBN), None, "dganet", 2)
+    assert domain.startswith("Weights 'sentinel2'") and len(warnings) == 1 and "UInt16" in warnings[0]
+    _domain, warnings = check_input(str(RGBN), None, "dganet", 2, weights="aerial")
     assert any("5 m, 50 times larger" in w for w in warnings) and any("4 bands are not RGB" in w for w in warnings)
     _domain, warnings = check_input(str(AERIAL), [1], "dganet", 4)     # one band of RGB runs as grey
     assert warnings and "1 band is not RGB" in warnings[-1]

@@ -73,7 +73,7 @@ def test_sentinel2_weights_metadata_and_auto_choice(tmp_path):
     import json
     from backend.registry import WEIGHTS_DIR
     from backend.weights import read_metadata
-    for scale in (4,):   # x4 only so far: the x2 fine-tune has not been run
+    for scale in (2, 4):
         meta = read_metadata(WEIGHTS_DIR / f"dganet_x{scale}_sentinel2.safetensors")
         landsat = read_metadata(WEIGHTS_DIR / f"dganet_x{scale}_landsat.safetensors")
         recipe = json.loads(meta["recipe"])
