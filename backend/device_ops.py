@@ -38,51 +38,44 @@ def torch_dtype(dtype):
     return torch.from_numpy(np.zeros(0, dtype)).dtype
 
 
-def to_device(values: np.ndarray, device: str):
+def to_device(values, device: str):
     """Copy raw (C, h, w) values to ``device`` in their own width (Byte stays Byte).
 
-    UInt16 and UInt32, which torch cannot compute on, are widened on the
-    device, after the copy. Pinned memory makes the copy asynchronous on CUDA.
+    ``values`` is a numpy array or a tensor from ``pin``. UInt16 and UInt32,
+    which torch cannot compute on, travel as their signed twins and are
+    widened on the device, after the copy. Pinned memory makes the copy
+    asynchronous on CUDA.
     """
-    if torch.is_tensor(values):   # already pinned by the reader (see ``pin``)
-        t, kind = values, getattr(values, "superres_dtype", None)
-        t = t.to(device, non_blocking=True)
-        if kind == np.uint16:
-            return t.to(torch.int32) & 0xFFFF
-        if kind == np.uint32:
-            return t.to(torch.int64) & 0xFFFFFFFF
-        return t
-    values = np.ascontiguousarray(values)
-    if values.dtype == np.uint16:
-        t = torch.from_numpy(values.view(np.int16))
-    elif values.dtype == np.uint32:
-        t = torch.from_numpy(values.view(np.int32))
-    else:
-        t = torch.from_numpy(values)
-    if device.startswith("cuda"):
-        t = t.pin_memory().to(device, non_blocking=True)
-    if values.dtype == np.uint16:
+    if not torch.is_tensor(values):
+        values = pin(values) if device.startswith("cuda") else _host_tensor(values)
+    kind = values.superres_dtype
+    t = values.to(device, non_blocking=True)
+    if kind == np.uint16:
         return t.to(torch.int32) & 0xFFFF
-    if values.dtype == np.uint32:
+    if kind == np.uint32:
         return t.to(torch.int64) & 0xFFFFFFFF
+    return t
+
+
+def _host_tensor(values: np.ndarray):
+    """A tensor sharing ``values``' memory (UInt16/UInt32 as their signed twins),
+    marked with the true type in ``superres_dtype``."""
+    values = np.ascontiguousarray(values)
+    twin = {np.dtype(np.uint16): np.int16, np.dtype(np.uint32): np.int32}.get(values.dtype)
+    t = torch.from_numpy(values.view(twin) if twin else values)
+    t.superres_dtype = values.dtype
     return t
 
 
 def pin(values: np.ndarray):
     """Raw values in page-locked host memory, for an asynchronous copy to a GPU.
 
-    Done by the reader thread, so the copy's set-up overlaps compute. UInt16
-    and UInt32 travel as their signed twins and are widened on the device.
+    Done by the reader thread, so the copy's set-up overlaps compute.
     """
-    values = np.ascontiguousarray(values)
-    kind = values.dtype
-    if kind == np.uint16:
-        values = values.view(np.int16)
-    elif kind == np.uint32:
-        values = values.view(np.int32)
-    t = torch.from_numpy(values).pin_memory()
-    t.superres_dtype = kind
-    return t
+    t = _host_tensor(values)
+    pinned = t.pin_memory()
+    pinned.superres_dtype = t.superres_dtype
+    return pinned
 
 
 def valid_mask(raw, nodata: Sequence):

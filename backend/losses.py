@@ -138,13 +138,13 @@ def gpsr_loss(sr: torch.Tensor, grad_maps, hr: torch.Tensor, alpha: float = 0.1,
     supervised by g(f_down(I_HR)) at its size (eq. 13-14), f_down being the
     project's bicubic downsampling (antialiased, as the degradation).
     """
+    from .resample import torch_downsample
     grad = 0.0
     for g_s in grad_maps:
-        size = tuple(g_s.shape[-2:])
-        target = hr if size == tuple(hr.shape[-2:]) else F.interpolate(
-            hr, size=size, mode="bicubic", align_corners=False, antialias=True)
+        factor = hr.shape[-1] // g_s.shape[-1]
+        target = hr if factor == 1 else torch_downsample(hr, factor, "bicubic")
         grad = grad + l1(g_s, gradient_magnitude(target))
-    return l1(sr, hr) + alpha * grad + beta * l1(gradient_magnitude(sr), gradient_magnitude(hr))
+    return gpsr_image_gradient(sr, hr, beta) + alpha * grad
 
 
 LOSSES = {"l1": l1, "l2": l2, "gradient_aware": gradient_aware, "sg": second_order_gradient,

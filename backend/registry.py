@@ -148,7 +148,8 @@ def _build_dganet_large(bands: int, scale: int):
 #: ``DEGAN()``'s defaults (``backend/models/degan.py``).
 DEGAN_SMALL = dict(num_feat=32, num_block=4, head_channels=(16, 16, 16), tail_channels=(16, 16, 16),
                    diff_base=16, time_hidden=64, ff_dim=256, global_residual=True)
-#: Its discriminator in training (SRGAN's 8 blocks; 16 channels first, fc 256).
+#: The discriminator of a run with a GAN phase (`gan_start` > 0; SRGAN's 8 blocks; 16 channels
+#: first, fc 256). The shipped aerial weights had none.
 DEGAN_DISCRIMINATOR = dict(num_feat=16, num_block=8, fc_size=256)
 #: DEGAN's training patch and fixed window: 128 HR px at x4 (32 LR px).
 DEGAN_TILE = 32
@@ -235,7 +236,8 @@ MODELS: Tuple[ModelSpec, ...] = (
     ModelSpec("gpsr", "GPSR (gradient-prior network, reduced)",
               "U-Net on the bicubic image with RS3AM-SR decoders and a gradient branch, trained with "
               "L1 + 0.1 multi-scale gradient + 0.001 gradient loss; reduced widths", "network",
-              scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3", tile_grid=3,
+              scales=(4,), sets=("aerial",), build=_build_gpsr, reference="seed 002, section 3",
+              tile_grid=3,   # gpsr.TILE_MULTIPLE (not imported: the registry loads without torch)
               summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
                       "reduced): about as sharp as DGANet, and many times slower (wide margins)."),
     # A stronger design beside dganet (issue 18): channel attention as in RCAN, made local

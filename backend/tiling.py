@@ -270,14 +270,13 @@ def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
     core = sr[:, oy * s:(oy + c.h) * s, ox * s:(ox + c.w) * s]
     lr_core = (slice(None), slice(c.y - r.y, c.y - r.y + c.h), slice(c.x - r.x, c.x - r.x + c.w))
     core_valid = valid[lr_core]
+    up = lambda a: np.repeat(np.repeat(a, s, axis=1), s, axis=2)  # noqa: E731 - LR pixel to its s x s block
     if not valid.all():
         lo, hi, near = (a[lr_core] for a in _numpy_local_range(raw_norm, valid, HALO_RADIUS))
         with np.errstate(over="ignore", invalid="ignore"):   # pixels with no valid neighbour
             slack = np.where(near, hi - lo, 0) * HALO_SLACK
-        up = lambda a: np.repeat(np.repeat(a, s, axis=1), s, axis=2)  # noqa: E731
         core = np.where(up(near), np.clip(core, up(lo - slack), up(hi + slack)), core)
-    hr_valid = np.repeat(np.repeat(core_valid, s, axis=1), s, axis=2)
-    return TileResult(tile, encode(denormalise(core, engine.stats), hr_valid, engine.dtype, engine.nodata),
+    return TileResult(tile, encode(denormalise(core, engine.stats), up(core_valid), engine.dtype, engine.nodata),
                       core_valid)
 
 

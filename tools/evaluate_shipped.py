@@ -219,7 +219,7 @@ def main() -> None:
     ablation = [m for m in ablation if m == GDALWARP_CUBIC or 4 in get_model(m).available_scales()]
     rows_a = pooled(aerial, 4, ablation, [0], rgb=True)
     losses = {"edsr": "L1", "dganet_l2": "L2", "dganet_ga": "L1 + 0.1 L1(Sobel) (gradient-aware)",
-              "dganet_sg": "L1 + SG (second-order gradient)", "dganet": "shipped, 3000 steps",
+              "dganet_sg": "L1 + SG (second-order gradient)", "dganet": f"shipped, {read_curve('dganet_x4_aerial')[-1][0]} steps",
               "gpsr": "seed 002, reduced", "degan": "seed 001, reduced"}
     costs = {m: cost_cells(m, 4) for m in ablation if m != GDALWARP_CUBIC and get_model(m).kind == "network"}
     md += ["## Table A: x4 aerial, in-domain; loss ablation at equal budget (cf. seed 000 Tables 4, 6)", "",
@@ -227,7 +227,9 @@ def main() -> None:
            "(data, seed, 848 steps of 16 x 128² patches, Adam 1e-4) with only the loss changed. "
            "`dganet_ga` is the shipped `dganet` run at step 848; the shipped file trained longer "
            "(Table B). `gpsr` and `degan` are the other seed architectures in their reduced widths, "
-           "trained on the same patches on one CPU thread for 185 and 133 minutes (Table F compares them with "
+           "trained on the same patches on one CPU thread for "
+           + " and ".join(f"{read_curve(f'{m}_x4_aerial')[-1][1]:.0f}" for m in OTHER_SEEDS)
+           + " minutes (Table F compares them with "
            "`dganet` at equal time). The cost columns follow seed 001 Table 2: FLOPs and CPU time per "
            "output megapixel of one forward pass, `degan` charged for its fixed windows' overlap.", "",
            format_table(rows_a, lambda r: r.model + (f" ({losses[r.model]})" if r.model in losses else ""),

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dganet import ResBlock
+from .dganet import ResBlock, UpBlock
 
 
 class ResidualBlock(ResBlock):
@@ -62,17 +62,12 @@ class CBAM(nn.Module):
         return x * torch.sigmoid(self.spatial(stats))
 
 
-class SubPixelUp(nn.Module):
-    """A 3x3 conv to 4x the features, a x2 pixel shuffle and a ReLU (eq. 9)."""
-
-    def __init__(self, num_feat: int):
-        super().__init__()
-        self.conv = nn.Conv2d(num_feat, num_feat * 4, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(2)
+class SubPixelUp(UpBlock):
+    """DGANet's up-block (a 3x3 conv to 4x the features, a x2 pixel shuffle), then a ReLU (eq. 9)."""
 
     def forward(self, x):
         """Upscale the features by two."""
-        return F.relu(self.shuffle(self.conv(x)))
+        return F.relu(super().forward(x))
 
 
 class TransformerLayer(nn.Module):

@@ -54,14 +54,16 @@ def test_a_short_run_lowers_the_training_loss_and_is_deterministic():
     img = _band()
     engine = _engine(img, "aerial")
     before = _pool_loss(engine, engine.net, img)
-    original = {k: v.clone() for k, v in engine.net.state_dict().items()}
+    original_net = engine.net
+    original = {k: v.clone() for k, v in original_net.state_dict().items()}
     report = _adapt(engine, img, 10, guard=False)
     assert report.steps_run == report.kept_step == 10
     after = _pool_loss(engine, engine.net, img)
     assert after < before * 0.98, (before, after)
     # the run's own network was copied, not trained in place
+    assert engine.net is not original_net
+    assert all(torch.equal(original_net.state_dict()[k], v) for k, v in original.items())
     again = _engine(img, "aerial")
-    assert all(torch.equal(again.net.state_dict()[k], v) for k, v in original.items())
     # the same seed gives the same network; another seed another one
     _adapt(again, img, 10, guard=False)
     other = _engine(img, "aerial")
