@@ -178,17 +178,21 @@ def _corner_window(path):
     return round(col), round(row)
 
 
+def _bicubic_x2_on(layer, extent: str, tmp_path):
+    """Run bicubic x2 ISE 0 on ``extent`` through processing.run; the output path and dataset."""
+    out = tmp_path / "ext.tif"
+    processing.run("superres:superresolve", {"INPUT": layer, "MODEL": "bicubic", "SCALE": "2",
+                                             "ISE_ITERATIONS": 0, "EXTENT": extent, "OUTPUT": str(out)})
+    return out, gdal.Open(str(out))
+
+
 def test_extent_in_the_layer_crs_pins_the_window(tmp_path, aerial_x2):
     layer = QgsRasterLayer(str(AERIAL), "aerial")
     ext = layer.extent()
     x0, y1 = ext.xMinimum(), ext.yMaximum()
     # columns 20.3 to 60.7, rows 10.2 to 50.5 (0.1 m pixels): snaps to x 20, y 10, 41 x 41
-    out = tmp_path / "ext.tif"
-    processing.run("superres:superresolve", {
-        "INPUT": layer, "MODEL": "bicubic", "SCALE": "2", "ISE_ITERATIONS": 0,
-        "EXTENT": f"{x0 + 2.03},{x0 + 6.07},{y1 - 5.05},{y1 - 1.02} [{layer.crs().authid()}]",
-        "OUTPUT": str(out)})
-    ds = gdal.Open(str(out))
+    out, ds = _bicubic_x2_on(layer, f"{x0 + 2.03},{x0 + 6.07},{y1 - 5.05},{y1 - 1.02} [{layer.crs().authid()}]",
+                             tmp_path)
     assert _corner_window(out) == (20, 10) and (ds.RasterXSize, ds.RasterYSize) == (82, 82)
     assert_same_pixels(read(out), aerial_x2[:, 20:102, 40:122])
 
@@ -213,12 +217,8 @@ def test_extent_in_another_crs_is_snapped(tmp_path, aerial_x2):
     assert all(0.01 < v % 1 < 0.99 for v in cols + rows)   # no edge within a hundredth of a pixel line
     c0, c1 = int(np.floor(min(cols))), int(np.ceil(max(cols)))
     r0, r1 = int(np.floor(min(rows))), int(np.ceil(max(rows)))
-    out = tmp_path / "ext.tif"
-    processing.run("superres:superresolve", {
-        "INPUT": layer, "MODEL": "bicubic", "SCALE": "2", "ISE_ITERATIONS": 0,
-        "EXTENT": f"{geo.xMinimum()},{geo.xMaximum()},{geo.yMinimum()},{geo.yMaximum()} [EPSG:4326]",
-        "OUTPUT": str(out)})
-    ds = gdal.Open(str(out))
+    out, ds = _bicubic_x2_on(layer, f"{geo.xMinimum()},{geo.xMaximum()},{geo.yMinimum()},{geo.yMaximum()} [EPSG:4326]",
+                             tmp_path)
     assert _corner_window(out) == (c0, r0)
     assert (ds.RasterXSize, ds.RasterYSize) == (2 * (c1 - c0), 2 * (r1 - r0))
     assert c0 <= 20 and r0 <= 10 and c1 >= 61 and r1 >= 51 and c1 - c0 < 45   # around the asked box
