@@ -79,6 +79,9 @@ def worker_tile(config: dict, input_path: str, bands: List[int], tile: tuple, tr
     from .tiling import read_tile, super_resolve_tile, trim_margin
     key = repr(sorted(config.items()))
     if key not in _ENGINES:
+        if not _ENGINES:   # a worker process runs nothing else: keep its heap (backend.allocator)
+            from .allocator import retain_for_process
+            retain_for_process()
         _ENGINES.clear()
         _ENGINES[key] = build_engine(config_from_plain(config))
     reader_key = f"{input_path}|{bands}"

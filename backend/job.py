@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .allocator import retained_heap
 from .engine import Engine, build_engine, engine_config, tile_size_for
 from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
@@ -234,6 +235,7 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
     return Tiling(size, margin, batch, trim)
 
 
+@retained_heap()
 def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype, spec, scale: int,
          ise_iterations: int, ise_kernel: Optional[str], device: str, rgb: bool,
          tile_size: Optional[int], tile_overlap: Optional[int], progress, is_cancelled, log=None,

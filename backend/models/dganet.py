@@ -73,6 +73,12 @@ class DGANet(nn.Module):
     #: LR rows x scale^2 per strip of the upsampling tail at inference (see ``forward``):
     #: 64 rows at x4, 32 at x8 (at least), 256 at x2.
     STRIP_ROWS_X_S2 = 1024
+    #: Largest tensor of a strip (the last UpBlock's conv output) where the width allows.
+    #: A run in a thread other than the main one (QGIS's tasks) allocates from a glibc
+    #: arena whose heaps hold at most 64 MiB; larger blocks get fresh pages from the
+    #: kernel each time. dganet x4 on a 542 px tile in a thread: 1.92 Mpx/s with strips
+    #: of 64 rows (75 MB), 2.21 with 32 (2.33 and 2.28 in the main thread).
+    STRIP_BYTES = 48 << 20
     #: LR rows of context a strip of the tail needs on each side: its 3x3 convs
     #: reach 1 LR row, then 1/2, 1/4 and 1/8 of one at the finer resolutions.
     STRIP_HALO = 2
@@ -90,7 +96,7 @@ class DGANet(nn.Module):
         feat = self.head(x)
         feat = feat + self.body_conv(self.body(feat))
         h, s = x.shape[-2], self.upscale
-        rows = max(32, self.STRIP_ROWS_X_S2 // (s * s))
+        rows = self.strip_rows(x.shape[-1], 2 if torch.is_autocast_enabled(x.device.type) else 4)
         if self.training or torch.is_grad_enabled() or h <= 2 * rows:
             out = self.tail(self.up(feat)).float()
         else:
@@ -110,6 +116,15 @@ class DGANet(nn.Module):
             base = F.interpolate(x.float(), scale_factor=self.upscale, mode="bilinear",
                                  align_corners=False)
             return out + base
+
+    def strip_rows(self, w: int, value_bytes: int) -> int:
+        """LR rows per strip of the tail for input rows ``w`` px wide: the most, up to
+        ``STRIP_ROWS_X_S2 / s^2``, that keep its largest tensor within ``STRIP_BYTES``, but
+        never fewer than 32 (thinner strips spend more on their halo than they save)."""
+        s = self.upscale
+        most = max(32, self.STRIP_ROWS_X_S2 // (s * s))
+        per_row = self.head.out_channels * w * s * s * value_bytes
+        return int(min(most, max(32, self.STRIP_BYTES // per_row - 2 * self.STRIP_HALO)))
 
     def bytes_per_lr_pixel(self, scale: int, width: int) -> int:
         """Peak inference memory per LR input pixel (``width`` bytes per value), for tile sizing.
