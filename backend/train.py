@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from .allocator import retained_heap
 from .losses import LOSSES
 from .normalise import NORMALISATION, compute_stats
 from .recipes import Recipe
@@ -218,6 +219,7 @@ def make_objective(recipe: Recipe, net, dev: str) -> Objective:
     return OBJECTIVES.get(recipe.loss, Objective)(recipe, net, dev)
 
 
+@retained_heap()
 def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], None] = print,
           device: str = "auto", threads: Optional[int] = None, val_every: int = 250) -> dict:
     """Train ``recipe`` (resuming from ``run_dir`` if a checkpoint is there).
