@@ -44,3 +44,38 @@ def test_receptive_radius_bounds_the_dependency():
     assert d[4 * (r + 1):, :].max() == 0 and d[:, 4 * (r + 1):].max() == 0
     # and the change does reach some distance, so r is not just large
     assert d[4 * (r - 4), 0] > 0
+
+
+def _last_up_outputs(net, x):
+    """Bytes of each output of the last UpBlock's conv during an inference forward."""
+    seen = []
+    hook = net.up[-1].conv.register_forward_hook(lambda _m, _i, out: seen.append(out.nelement() * out.element_size()))
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(x.contiguous(memory_format=torch.channels_last))
+    finally:
+        hook.remove()
+    return y, seen
+
+
+def test_inference_strips_give_the_one_pass_result():
+    torch.manual_seed(0)
+    for scale in (2, 4, 8):
+        net = DGANet(1, 1, upscale=scale).eval()
+        x = torch.rand(1, 1, 2 * max(32, DGANet.STRIP_ROWS_X_S2 // scale ** 2) + 9, 40)
+        with torch.inference_mode():
+            strips = net(x)
+        whole = net(x).detach()   # grad enabled: one pass, no strips
+        torch.testing.assert_close(strips, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_strips_of_a_wide_tile_stay_within_a_thread_heap():
+    """A 542 px wide x4 tile: each strip's largest tensor within STRIP_BYTES, so a
+    run in a worker thread keeps it in glibc's heap (backend/allocator.py)."""
+    net = DGANet(3, 3, upscale=4).eval().to(memory_format=torch.channels_last)
+    _, seen = _last_up_outputs(net, torch.rand(1, 3, 200, 542))
+    assert len(seen) > 2 and max(seen) <= DGANet.STRIP_BYTES
+    # never thinner than 32 rows, however wide: the halo would cost more than it saves
+    assert net.strip_rows(20000, 4) == 32
+    # narrow tiles keep the long strips
+    assert net.strip_rows(256, 2) == DGANet.STRIP_ROWS_X_S2 // 16
