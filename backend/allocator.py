@@ -27,7 +27,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 #: Blocks up to this size stay in the heap during a run.
 RETAIN_BYTES = 1 << 30
-#: glibc's start-up values, restored after the last run.
+#: glibc's start-up values, restored after the last run. Once set by ``mallopt`` they
+#: stay fixed: glibc's raising of them as large blocks are freed is off for the process.
 DEFAULT_THRESHOLD = 128 * 1024
 #: Environment variables through which a user tunes glibc's malloc.
 USER_TUNING = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
