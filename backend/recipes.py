@@ -68,9 +68,14 @@ RECIPES: Tuple[Recipe, ...] = (
     # the rate held to step 2750, then a cosine decay.
     Recipe("dganet", 4, "landsat", steps=5500, schedule="cosine", decay_from=2750,
            init="dganet_x4_1band"),
-    # The first 210 steps ran in session 1; session 3 continued the same run.
-    Recipe("dganet", 2, "aerial", steps=1200, patch=96, schedule="cosine", decay_from=700),
-    Recipe("dganet", 2, "landsat", steps=500, patch=96, max_minutes=6, init="dganet_x2_1band"),
+    # The first 210 steps ran in session 1; session 3 continued the same run to 1200
+    # (cosine from 700). On 2026-11-29 it continued from them (Adam afresh) on one CPU
+    # thread, the rate held to step 2850, then a cosine decay.
+    Recipe("dganet", 2, "aerial", steps=4500, patch=96, schedule="cosine", decay_from=2850),
+    # 140 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
+    # afresh) on one CPU thread, the rate held to step 1070, then a cosine decay.
+    Recipe("dganet", 2, "landsat", steps=2000, patch=96, schedule="cosine", decay_from=1070,
+           init="dganet_x2_1band"),
     # 260 steps in session 1; on 2026-11-29 it continued from them (Adam afresh) on one CPU
     # thread, the rate held to step 3500, then a cosine decay.
     Recipe("dganet", 8, "aerial", steps=7000, schedule="cosine", decay_from=3500),
@@ -112,9 +117,10 @@ RECIPES: Tuple[Recipe, ...] = (
            max_minutes=720),
     # RCAN-L (registry.RCAN_SMALL) from random weights: RCAN's L1 and Adam 1e-4 (its section
     # 4.1 halves the rate every 200 epochs; a cosine tail here), dganet's patches and batch.
-    # Sized for a GPU: tools/gpu_train.py sets the steps from its minutes. On this CPU a
-    # step costs about 2.5 CPU-s, so these 20000 steps would take some 14 CPU-hours.
-    Recipe("rcan", 4, "aerial", steps=20000, schedule="cosine", decay_from=10000, loss="l1", needs_gpu=True),
+    # x4 was trained on one CPU thread (about 1.5 s a step) on 2026-11-29, for want of a
+    # GPU: the rate held to step 2000, then a cosine decay. tools/gpu_train.py continues it.
+    Recipe("rcan", 4, "aerial", steps=4000, schedule="cosine", decay_from=2000, loss="l1"),
+    # x2 is sized for a GPU: tools/gpu_train.py sets the steps from its minutes.
     Recipe("rcan", 2, "aerial", steps=20000, patch=96, schedule="cosine", decay_from=10000, loss="l1",
            needs_gpu=True),
 )

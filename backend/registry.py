@@ -241,7 +241,8 @@ MODELS: Tuple[ModelSpec, ...] = (
               summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
                       "reduced): about as sharp as DGANet, and many times slower (wide margins)."),
     # A stronger design beside dganet (issue 18): channel attention as in RCAN, made local
-    # so that tiles equal a one-piece run. Not a seed paper; trained on a GPU (tools/gpu_train.py).
+    # so that tiles equal a one-piece run. Not a seed paper; x4 trained on the CPU so far,
+    # tools/gpu_train.py continues it (and trains x2) on a GPU.
     ModelSpec("rcan", "RCAN-L (residual channel attention, local; not a seed paper)",
               "RCAN-style residual-in-residual network, 3 groups of 4 blocks, whose channel attention "
               "pools 7 x 7 windows instead of the whole image (so tiles are exact), plus a bilinear "

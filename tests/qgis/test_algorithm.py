@@ -41,7 +41,7 @@ def test_provider_and_parameters_registered():
     model = alg.parameterDefinition("MODEL")
     # the analyst's list: networks with weights, then the baselines; no ablation arms
     assert model.usesStaticStrings() and model.options() == ["dganet", "dganet_large", "degan", "gpsr",
-                                                              "bicubic", "bilinear", "nearest"]
+                                                              "rcan", "bicubic", "bilinear", "nearest"]
     assert "dganet_large: DGANet-L" in model.help()
     help_text = alg.shortHelpString()
     assert "The general choice" in help_text and "Trained on Aerial RGB, 10 cm" in help_text
