@@ -103,7 +103,13 @@ def report() -> int:
     if not expected or expected not in result.get("layers", []):
         print(f"FAILED: the layer '{expected}' is not in the project.", file=sys.stderr)
         return 1
-    print(f"OK: '{expected}' is in the project; look at {OUT.relative_to(ROOT)}/*.png")
+    cancelled = result.get("cancelled_layer")
+    if not cancelled or cancelled in result.get("layers", []):
+        print(f"FAILED: the cancelled run still added '{cancelled}' (it finished before the cancel?).",
+              file=sys.stderr)
+        return 1
+    print(f"OK: '{expected}' is in the project and the cancelled run left no layer; "
+          f"look at {OUT.relative_to(ROOT)}/*.png")
     return 0
 
 
