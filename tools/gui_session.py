@@ -244,7 +244,7 @@ def cancel_run():
     # cancel comes: dganet_large and rcan finish inside the 7 s since the engine got faster
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("gpsr"))
     dialog.buttons.button(QDialogButtonBox.Ok).click()
-    STATE["cancelled_layer"] = f"{QgsProject.instance().mapLayer(STATE['input']).name()} gpsr x4"
+    STATE["cancelled_layer"] = "NEON_OSBS_029 gpsr x4"     # the name it would have, as the user sees it
     note("second run (gpsr) started, to be cancelled")
     STATE["cancel_at"] = time.time() + 7   # past QGIS's 5 s notification threshold
     wait(lambda: time.time() > STATE["cancel_at"], do_cancel)
