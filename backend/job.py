@@ -273,6 +273,14 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
     return engine, tiling, len(tiles)
 
 
+def network_elsewhere(device: str, dask: Optional[str]) -> bool:
+    """True when the network does not run on this machine's CPU (a GPU, a remote Dask cluster).
+
+    Then the CPU is free to compress the output on all its cores.
+    """
+    return device.startswith("cuda") or bool(dask and not dask.startswith("local"))
+
+
 def describe_engine(engine: Engine, ise_kernel_asked: Optional[str], dask: Optional[str] = None) -> List[str]:
     """The log lines naming the model, weights, ISE and device of a run (before its tiles)."""
     spec, s = engine.spec, engine.scale
@@ -389,7 +397,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
         tags = provenance(job, spec, info)
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
                             info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog,
-                            metadata=tags)
+                            metadata=tags, compress_threads=network_elsewhere(device, job.dask))
         engine, tiling, n_tiles = _run(
             reader, writer, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
             spec=spec, scale=s, ise_iterations=job.ise_iterations, ise_kernel=job.ise_kernel,

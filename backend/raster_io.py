@@ -218,20 +218,21 @@ def temporary_path(final: Path) -> Path:
 BLOCK = 256
 
 
-def creation_options(gdal_type: int, big: bool) -> List[str]:
+def creation_options(gdal_type: int, big: bool, threads: bool = False) -> List[str]:
     """Tiled GeoTIFF options: ZSTD (DEFLATE where GDAL lacks it) with a predictor.
 
     The predictor is horizontal differencing for integers and the
     floating-point one for floats; BigTIFF when the output may pass 4 GB.
-    Blocks are compressed on all cores (GDAL's ``NUM_THREADS``): on one
-    thread the writer stores about 100 Mpx/s here (`make bench`), which would
-    cap a GPU run; the file's bytes are the same either way (a test).
+    ``threads`` compresses blocks on all cores (GDAL's ``NUM_THREADS``), for
+    runs whose network is not on this CPU: one thread stores about 125 Mpx/s
+    here (`make bench`), which would cap a GPU run, while beside a CPU run
+    the extra threads only compete with the network. The bytes are the same.
     """
     gdal = _gdal()
     opts = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
     floating = gdal_type in (gdal.GDT_Float32, gdal.GDT_Float64)
     compress = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"] if "ZSTD" in opts else ["COMPRESS=DEFLATE", "ZLEVEL=1"]
-    threads = ["NUM_THREADS=ALL_CPUS"] if "NUM_THREADS" in opts else []
+    threads = ["NUM_THREADS=ALL_CPUS"] if threads and "NUM_THREADS" in opts else []
     return ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", *compress,
             f"PREDICTOR={3 if floating else 2}", "BIGTIFF=" + ("YES" if big else "IF_SAFER"), *threads]
 
@@ -248,11 +249,13 @@ class GdalWriter:
     and frees them from GDAL's cache, which keeps memory flat on large
     outputs. With ``cog`` the finished file is rewritten as a Cloud-Optimised
     GeoTIFF (GDAL's COG driver, with overviews) before the rename.
+    ``compress_threads`` compresses on all cores (``creation_options``).
     """
 
     def __init__(self, final_path: str, width: int, height: int, geotransform, crs_wkt: str,
                  gdal_type: int, bands: List[BandInfo], nodata: Sequence[Optional[float]],
-                 mask: bool = False, cog: bool = False, metadata: Optional[dict] = None):
+                 mask: bool = False, cog: bool = False, metadata: Optional[dict] = None,
+                 compress_threads: bool = False):
         gdal = _gdal()
         self.final = Path(final_path)
         self.tmp = temporary_path(self.final)
@@ -261,7 +264,7 @@ class GdalWriter:
         self._cog_tmp = self.tmp.with_name(self.tmp.stem + ".cog" + self.tmp.suffix) if cog else None
         driver = gdal.GetDriverByName("GTiff")
         big = output_bytes(width, height, len(bands), gdal_type) > 3_500_000_000
-        self.options = creation_options(gdal_type, big)
+        self.options = creation_options(gdal_type, big, compress_threads)
         self._ds = driver.Create(str(self.tmp), width, height, len(bands), gdal_type, self.options)
         if self._ds is None:
             raise SuperResError(f"Cannot create the output in '{self.final.parent}': "

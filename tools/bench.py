@@ -169,9 +169,9 @@ def gdal_write_rate(src: Path, scale: int = 4, tile: int = 1024) -> dict:
 
     The content is ``src`` upsampled by bicubic (real texture, so compression
     works as hard as on a result); tiles of ``tile``^2 as the engine hands
-    them over, with the output's creation options (compression on all
-    cores) and with compression on one thread. A file-to-file run can never
-    pass this figure.
+    them over, with the output's creation options: compression on one
+    thread (a CPU run) and on all cores (a GPU run). A file-to-file run can
+    never pass this figure. The best of two writes each.
     """
     import tempfile
     from backend import raster_io
@@ -184,20 +184,21 @@ def gdal_write_rate(src: Path, scale: int = 4, tile: int = 1024) -> dict:
     c, h, w = up.shape
     bands = [BandInfo("", gdal.GCI_RedBand + i, None, None, None, "") for i in range(c)]
     out = {}
-    for name, drop in (("all cores", "-"), ("one thread", "NUM_THREADS")):
-        raster_io.creation_options = lambda t, big, drop=drop: [o for o in creation_options(t, big)
-                                                                if not o.startswith(drop)]
+    for name, threads in (("one thread", False), ("all cores", True)):
+        raster_io.creation_options = lambda t, big, _threads=False, threads=threads: creation_options(
+            t, big, threads)
         try:
-            with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-                t = time.perf_counter()
-                writer = GdalWriter(str(Path(tmp) / "w.tif"), w, h, (0, 1, 0, 0, 0, -1), "", gdal.GDT_Byte,
-                                    bands, [None] * c)
-                for y in range(0, h, tile):
-                    for x in range(0, w, tile):
-                        writer.write(Window(x, y, min(tile, w - x), min(tile, h - y)),
-                                     up[:, y:y + tile, x:x + tile])
-                writer.commit(True)
-                out[name] = w * h / (time.perf_counter() - t) / 1e6
+            for _ in range(2):
+                with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+                    t = time.perf_counter()
+                    writer = GdalWriter(str(Path(tmp) / "w.tif"), w, h, (0, 1, 0, 0, 0, -1), "",
+                                        gdal.GDT_Byte, bands, [None] * c)
+                    for y in range(0, h, tile):
+                        for x in range(0, w, tile):
+                            writer.write(Window(x, y, min(tile, w - x), min(tile, h - y)),
+                                         up[:, y:y + tile, x:x + tile])
+                    writer.commit(True)
+                    out[name] = max(out.get(name, 0.0), w * h / (time.perf_counter() - t) / 1e6)
         finally:
             raster_io.creation_options = creation_options
     return out
@@ -324,9 +325,9 @@ def main() -> None:
     write = gdal_write_rate(aerial)
     report["gdal_write_mpx_s"] = write
     line = (f"- GDAL write rate, the headline's output ({args.size * 4}^2 x 3 Byte) through the pipeline's "
-            f"writer: {write['all cores']:.0f} Mpx/s compressing on all cores ({write['one thread']:.0f} on "
-            f"one thread); the headline uses {i0['mpx_s'] / write['all cores']:.3f} of it. "
-            f"A file-to-file run on any device stays below it")
+            f"writer: {write['one thread']:.0f} Mpx/s compressing on one thread, as beside a CPU run "
+            f"(the headline uses {i0['mpx_s'] / write['one thread']:.3f} of it); {write['all cores']:.0f} "
+            f"on all cores, as beside a GPU run. A file-to-file run stays below it")
     lines.append(line)
     print(line, flush=True)
 

@@ -184,14 +184,18 @@ def test_output_is_compressed_tiled_with_a_predictor(tmp_path):
 def test_compression_on_all_cores_changes_no_byte_of_the_output(tmp_path, monkeypatch):
     import hashlib
     from backend import raster_io
+    from backend.job import network_elsewhere
+    # all cores only where the network is not on this CPU
+    assert [network_elsewhere(d, k) for d, k in (("cpu", None), ("cpu", "local:2"), ("cuda", None),
+                                                 ("cpu", "tcp://10.0.0.5:8786"))] == [False, False, True, True]
+    assert "NUM_THREADS=ALL_CPUS" in raster_io.creation_options(gdal.GDT_UInt16, False, threads=True)
+    assert not any(o.startswith("NUM_THREADS") for o in raster_io.creation_options(gdal.GDT_UInt16, False))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")   # the same timestamp in both files
-    assert "NUM_THREADS=ALL_CPUS" in raster_io.creation_options(gdal.GDT_UInt16, False)
     # x8 of the 128 px crop: 1024^2 x 3 output, 48 blocks for the compression threads
-    run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "threads.tif"), "bicubic", 8))
-    single = raster_io.creation_options
-    monkeypatch.setattr(raster_io, "creation_options",
-                        lambda t, big: [o for o in single(t, big) if not o.startswith("NUM_THREADS")])
     run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "one.tif"), "bicubic", 8))
+    single = raster_io.creation_options
+    monkeypatch.setattr(raster_io, "creation_options", lambda t, big, threads=False: single(t, big, True))
+    run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "threads.tif"), "bicubic", 8))
     assert hashlib.sha256((tmp_path / "threads.tif").read_bytes()).hexdigest() == \
         hashlib.sha256((tmp_path / "one.tif").read_bytes()).hexdigest()
 
