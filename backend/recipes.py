@@ -74,8 +74,9 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("dganet", 2, "aerial", steps=4500, patch=96, schedule="cosine", decay_from=2850),
     # 140 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
     # afresh) on one CPU thread to 2000 (cosine from 1070), and the same day again from
-    # those 2000 (Adam afresh), the rate held to step 3000, then a cosine decay.
-    Recipe("dganet", 2, "landsat", steps=4000, patch=96, schedule="cosine", decay_from=3000,
+    # those 2000 to 4000 (Adam afresh, cosine from 3000), then from those 4000 on two
+    # threads (Adam afresh), the rate held to step 5000, then a cosine decay.
+    Recipe("dganet", 2, "landsat", steps=6000, patch=96, schedule="cosine", decay_from=5000,
            init="dganet_x2_1band"),
     # 260 steps in session 1; on 2026-11-29 it continued from them (Adam afresh) on one CPU
     # thread, the rate held to step 3500, then a cosine decay.
@@ -88,7 +89,7 @@ RECIPES: Tuple[Recipe, ...] = (
     # fine-tuned on its train rows, the rate held, then a cosine decay over the
     # second half (x4: again on 2026-11-29 from the 5500-step Landsat file, 20 minutes
     # on two threads); x2 likewise from the x2 Landsat weights (again on 2026-11-29 from
-    # the 4000-step file, 35 minutes on one thread).
+    # the 6000-step file, 20 minutes on two threads).
     Recipe("dganet", 4, "sentinel2", steps=3000, schedule="cosine", decay_from=1500,
            init="dganet_x4_landsat"),
     Recipe("dganet", 2, "sentinel2", steps=3000, patch=96, schedule="cosine", decay_from=1500,
