@@ -174,8 +174,7 @@ def gdal_write_rate(src: Path, scale: int = 4, tile: int = 1024) -> dict:
     never pass this figure. The best of two writes each.
     """
     import tempfile
-    from backend import raster_io
-    from backend.raster_io import BandInfo, GdalWriter, creation_options
+    from backend.raster_io import BandInfo, GdalWriter
     from backend.tiling import Window
     arr = gdal.Open(str(src)).ReadAsArray()
     up = torch.nn.functional.interpolate(torch.from_numpy(arr[None].astype(np.float32)), scale_factor=scale,
@@ -185,22 +184,16 @@ def gdal_write_rate(src: Path, scale: int = 4, tile: int = 1024) -> dict:
     bands = [BandInfo("", gdal.GCI_RedBand + i, None, None, None, "") for i in range(c)]
     out = {}
     for name, threads in (("one thread", False), ("all cores", True)):
-        raster_io.creation_options = lambda t, big, _threads=False, threads=threads: creation_options(
-            t, big, threads)
-        try:
-            for _ in range(2):
-                with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-                    t = time.perf_counter()
-                    writer = GdalWriter(str(Path(tmp) / "w.tif"), w, h, (0, 1, 0, 0, 0, -1), "",
-                                        gdal.GDT_Byte, bands, [None] * c)
-                    for y in range(0, h, tile):
-                        for x in range(0, w, tile):
-                            writer.write(Window(x, y, min(tile, w - x), min(tile, h - y)),
-                                         up[:, y:y + tile, x:x + tile])
-                    writer.commit(True)
-                    out[name] = max(out.get(name, 0.0), w * h / (time.perf_counter() - t) / 1e6)
-        finally:
-            raster_io.creation_options = creation_options
+        for _ in range(2):
+            with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+                t = time.perf_counter()
+                writer = GdalWriter(str(Path(tmp) / "w.tif"), w, h, (0, 1, 0, 0, 0, -1), "", gdal.GDT_Byte,
+                                    bands, [None] * c, compress_threads=threads)
+                for y in range(0, h, tile):
+                    for x in range(0, w, tile):
+                        writer.write(Window(x, y, min(tile, w - x), min(tile, h - y)), up[:, y:y + tile, x:x + tile])
+                writer.commit(True)
+                out[name] = max(out.get(name, 0.0), w * h / (time.perf_counter() - t) / 1e6)
     return out
 
 

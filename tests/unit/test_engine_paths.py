@@ -192,10 +192,15 @@ def test_compression_on_all_cores_changes_no_byte_of_the_output(tmp_path, monkey
     assert not any(o.startswith("NUM_THREADS") for o in raster_io.creation_options(gdal.GDT_UInt16, False))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")   # the same timestamp in both files
     # x8 of the 128 px crop: 1024^2 x 3 output, 48 blocks for the compression threads
+    asked = []
+    options = raster_io.creation_options
+    monkeypatch.setattr(raster_io, "creation_options",
+                        lambda t, big, threads=False: asked.append(threads) or options(t, big, threads))
     run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "one.tif"), "bicubic", 8))
-    single = raster_io.creation_options
-    monkeypatch.setattr(raster_io, "creation_options", lambda t, big, threads=False: single(t, big, True))
+    # the job hands the writer its choice: as if the network ran on a GPU
+    monkeypatch.setattr("backend.job.network_elsewhere", lambda device, dask: True)
     run_job(SuperResolveJob(str(LANDSAT), str(tmp_path / "threads.tif"), "bicubic", 8))
+    assert asked == [False, True]
     assert hashlib.sha256((tmp_path / "threads.tif").read_bytes()).hexdigest() == \
         hashlib.sha256((tmp_path / "one.tif").read_bytes()).hexdigest()
 
