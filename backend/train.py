@@ -272,7 +272,11 @@ def train(recipe: Recipe, packed_path, out_path, run_dir, log: Callable[[str], N
         if init_path.is_file():
             init_meta = read_metadata(init_path)
             grown = ""
-            if init_meta.get("architecture") == recipe.model:
+            if init_meta.get("architecture") == recipe.model and init_meta.get("scale") != str(recipe.scale):
+                fresh = transfer_from(init_path, net)
+                grown = (f"; transferred from x{init_meta['scale']}: "
+                         + (f"{', '.join(fresh)} at random" if fresh else "every tensor shared"))
+            elif init_meta.get("architecture") == recipe.model:
                 load_weights(init_path, recipe.model, recipe.scale, recipe.bands, net)
             else:
                 grow_from(init_path, net)
@@ -384,6 +388,41 @@ def grow_from(init_path, net) -> Dict[str, str]:
             block.conv2.weight.zero_()
             block.conv2.bias.zero_()
     return meta
+
+
+def transfer_from(init_path, net) -> List[str]:
+    """Start ``net`` from the same architecture trained at another scale.
+
+    Every tensor of the file whose name and shape ``net`` shares is copied
+    (head, body and the upscaler stages both scales have); the rest keep
+    their random initialisation. EDSR (Lim et al. 2017) starts its x3 and
+    x4 networks from the x2 one this way: the body works at low resolution
+    and does much the same at every scale. Returns the
+    names left at random; raises ``SuperResError`` if the band count differs
+    or nothing of the body matches.
+    """
+    from .errors import SuperResError
+    from .weights import load_weights, read_metadata
+    meta = read_metadata(init_path)
+    if int(meta["bands"]) != net_bands(net):
+        raise SuperResError(f"{Path(init_path).name} is a {meta['bands']}-band network; "
+                            f"it cannot seed a {net_bands(net)}-band one.")
+    other = get_model(meta["architecture"]).build(int(meta["bands"]), int(meta["scale"]))
+    load_weights(init_path, meta["architecture"], int(meta["scale"]), int(meta["bands"]), other)
+    src, dst = other.state_dict(), net.state_dict()
+    shared = [k for k in dst if k in src and src[k].shape == dst[k].shape]
+    if not any(k.startswith("body.") for k in shared):
+        raise SuperResError(f"{Path(init_path).name} cannot seed this network: no body tensor matches.")
+    with torch.no_grad():
+        for k in shared:
+            dst[k].copy_(src[k])
+    return [k for k in dst if k not in shared]
+
+
+def net_bands(net) -> int:
+    """Input bands of a network: the channels of its first conv."""
+    first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    return first.in_channels
 
 
 def validate(net, val_lr, val_hr, dev) -> float:

@@ -110,6 +110,30 @@ def test_larger_variant_grows_from_the_shipped_dganet(packed, tmp_path):
     assert float(tuned[f"body.{LARGE_BLOCKS - 1}.conv2.weight"].abs().max()) > 0
 
 
+def test_transfer_across_scales_copies_what_the_scales_share(packed, tmp_path):
+    """A x2 recipe may start from the x4 file of its architecture: head, body and first upscaler copied."""
+    from backend.errors import SuperResError
+    from backend.registry import WEIGHTS_DIR, get_model
+    from backend.train import transfer_from
+    x4_file = WEIGHTS_DIR / "dganet_x4_aerial.safetensors"
+    x4 = load_file(str(x4_file))
+    x2 = get_model("dganet").build(3, 2)
+    assert transfer_from(x4_file, x2) == []          # every x2 tensor has its x4 twin
+    for k, v in x2.state_dict().items():
+        torch.testing.assert_close(v, x4[k].float(), rtol=0, atol=0)
+    # the other way, the second upscaler stage stays random
+    fresh = transfer_from(WEIGHTS_DIR / "dganet_x2_aerial.safetensors", get_model("dganet").build(3, 4))
+    assert fresh and all(not k.startswith(("head", "body")) for k in fresh)
+    with pytest.raises(SuperResError, match="1-band"):
+        transfer_from(WEIGHTS_DIR / "dganet_x4_landsat.safetensors", get_model("dganet").build(3, 2))
+    # through the trainer: recorded, and one step from the x4 body stays near it
+    recipe = Recipe("dganet", 2, "aerial", steps=1, batch=2, patch=32, init="dganet_x4_aerial")
+    out, meta = _run(recipe, packed, tmp_path, "x2_from_x4")
+    assert "transferred from x4: every tensor shared" in meta["initialised_from"]
+    tuned = load_file(str(out))
+    assert max(float((tuned[k] - x4[k].float()).abs().max()) for k in tuned if k.startswith("body.")) < 1e-2
+
+
 def test_gpsr_step_supervises_the_gradient_maps_at_every_scale(packed, tmp_path):
     """GPSR's objective: one step moves the gradient branch's G_s convs, which only eq. 14 trains."""
     recipe = Recipe("gpsr", 4, "aerial", steps=1, batch=2, patch=32, loss="gpsr")
