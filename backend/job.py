@@ -276,9 +276,15 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
 def network_elsewhere(device: str, dask: Optional[str]) -> bool:
     """True when the network does not run on this machine's CPU (a GPU, a remote Dask cluster).
 
-    Then the CPU is free to compress the output on all its cores.
+    Then the CPU is free to compress the output on all its cores. A scheduler
+    on this machine's loopback address counts as local: its workers are here too.
     """
-    return device.startswith("cuda") or bool(dask and not dask.startswith("local"))
+    if device.startswith("cuda"):
+        return True
+    if not dask or dask.startswith("local"):
+        return False
+    host = dask.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host not in ("localhost", "::1") and not host.startswith("127.")
 
 
 def describe_engine(engine: Engine, ise_kernel_asked: Optional[str], dask: Optional[str] = None) -> List[str]:

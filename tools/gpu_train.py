@@ -11,9 +11,9 @@ The GPU machine has torch and numpy but no GDAL, and a call carries at most
             `make evaluate` and `make docs`.
 
 Each file continues from the shipped one (its steps and wall time carry on;
-Adam, and DEGAN's discriminator, start afresh), or starts from random
-weights when none is shipped (``rcan:2:aerial``, a recipe sized for a GPU) or
-with ``--scratch``. The rate is held for the first half of the new steps and
+Adam, and DEGAN's discriminator, start afresh), or, when none is shipped,
+from the recipe's ``init`` file (random weights without one), or from random
+weights with ``--scratch``. The rate is held for the first half of the new steps and
 decayed to zero over the second half; the number of new steps is sized from a
 short timing run so that the decay ends inside the budget. The metadata
 records the device (with the GPU's name), the steps and the recipe.

@@ -187,7 +187,10 @@ def test_compression_on_all_cores_changes_no_byte_of_the_output(tmp_path, monkey
     from backend.job import network_elsewhere
     # all cores only where the network is not on this CPU
     assert [network_elsewhere(d, k) for d, k in (("cpu", None), ("cpu", "local:2"), ("cuda", None),
-                                                 ("cpu", "tcp://10.0.0.5:8786"))] == [False, False, True, True]
+                                                 ("cpu", "tcp://10.0.0.5:8786"), ("cpu", "tcp://127.0.0.1:8786"),
+                                                 ("cpu", "localhost:8786"), ("cpu", "tcp://[::1]:8786"),
+                                                 ("cpu", "tls://gis-node:8786"))] == \
+        [False, False, True, True, False, False, False, True]
     assert "NUM_THREADS=ALL_CPUS" in raster_io.creation_options(gdal.GDT_UInt16, False, threads=True)
     assert not any(o.startswith("NUM_THREADS") for o in raster_io.creation_options(gdal.GDT_UInt16, False))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")   # the same timestamp in both files
