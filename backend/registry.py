@@ -241,14 +241,15 @@ MODELS: Tuple[ModelSpec, ...] = (
               summary="A gradient-guided network for natural-colour aerial photos (seed 002, "
                       "reduced): about as sharp as DGANet, and many times slower (wide margins)."),
     # A stronger design beside dganet (issue 18): channel attention as in RCAN, made local
-    # so that tiles equal a one-piece run. Not a seed paper; x4 trained on the CPU so far,
-    # tools/gpu_train.py continues it (and trains x2) on a GPU.
+    # so that tiles equal a one-piece run. Not a seed paper; x4 and x2 (from the x4 file)
+    # trained on the CPU so far, tools/gpu_train.py continues them on a GPU.
     ModelSpec("rcan", "RCAN-L (residual channel attention, local; not a seed paper)",
               "RCAN-style residual-in-residual network, 3 groups of 4 blocks, whose channel attention "
               "pools 7 x 7 windows instead of the whole image (so tiles are exact), plus a bilinear "
               "global residual; trained with L1", "network", scales=(2, 4), sets=("aerial",),
               build=_build_rcan, reference="Zhang et al. 2018 (RCAN), sections 3.1-3.4; reduced, local attention",
-              summary="A deeper attention network for natural-colour aerial photos (not a seed paper)."),
+              summary="A deeper attention network for natural-colour aerial photos (not a seed paper): "
+                      "a little sharper than DGANet at x2, level at x4, several times slower."),
 )
 
 
