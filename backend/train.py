@@ -397,16 +397,16 @@ def transfer_from(init_path, net) -> List[str]:
     (head, body and the upscaler stages both scales have); the rest keep
     their random initialisation. EDSR (Lim et al. 2017) starts its x3 and
     x4 networks from the x2 one this way: the body works at low resolution
-    and does much the same at every scale. Returns the
-    names left at random; raises ``SuperResError`` if the band count differs
-    or nothing of the body matches.
+    and does much the same at every scale. Returns the names left at random;
+    raises ``SuperResError`` if the band count differs or no body tensor
+    matches.
     """
     from .errors import SuperResError
     from .weights import load_weights, read_metadata
     meta = read_metadata(init_path)
-    if int(meta["bands"]) != net_bands(net):
+    if int(meta["bands"]) != _net_bands(net):
         raise SuperResError(f"{Path(init_path).name} is a {meta['bands']}-band network; "
-                            f"it cannot seed a {net_bands(net)}-band one.")
+                            f"it cannot seed a {_net_bands(net)}-band one.")
     other = get_model(meta["architecture"]).build(int(meta["bands"]), int(meta["scale"]))
     load_weights(init_path, meta["architecture"], int(meta["scale"]), int(meta["bands"]), other)
     src, dst = other.state_dict(), net.state_dict()
@@ -419,7 +419,7 @@ def transfer_from(init_path, net) -> List[str]:
     return [k for k in dst if k not in shared]
 
 
-def net_bands(net) -> int:
+def _net_bands(net) -> int:
     """Input bands of a network: the channels of its first conv."""
     first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
     return first.in_channels
