@@ -68,10 +68,12 @@ RECIPES: Tuple[Recipe, ...] = (
     # the rate held to step 2750, then a cosine decay.
     Recipe("dganet", 4, "landsat", steps=5500, schedule="cosine", decay_from=2750,
            init="dganet_x4_1band"),
-    # The first 210 steps ran in session 1; session 3 continued the same run to 1200
-    # (cosine from 700). On 2026-11-29 it continued from them (Adam afresh) on one CPU
-    # thread, the rate held to step 2850, then a cosine decay.
-    Recipe("dganet", 2, "aerial", steps=4500, patch=96, schedule="cosine", decay_from=2850),
+    # From the x4 aerial file (train.transfer_from: every x2 tensor has its x4 twin), on two
+    # CPU threads on 2026-11-29 (19 min): the rate held to step 1500, then a cosine decay.
+    # It replaced a file trained from random weights for 4500 steps (79 min), which this
+    # one passes on validation (19.846 -> 19.872 dB) and on each held-out image.
+    Recipe("dganet", 2, "aerial", steps=3000, patch=96, schedule="cosine", decay_from=1500,
+           init="dganet_x4_aerial"),
     # 140 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
     # afresh) on one CPU thread to 2000 (cosine from 1070), and the same day again from
     # those 2000 to 4000 (Adam afresh, cosine from 3000), then from those 4000 on two
