@@ -230,13 +230,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                           ("weights", args.weights)) if v is not None)
                 raise SuperResError(f"No recipe matches {asked}. The recipes are: "
                                     f"{', '.join(r.name for r in RECIPES)} (backend/recipes.py).")
-            import torch
             for r in chosen:
-                if r.needs_gpu and not torch.cuda.is_available():
-                    print(f"{r.name}: skipped, its recipe is sized for a GPU (tools/gpu_train.py; "
-                          f"`python -m backend train --model {r.model} --scale {r.scale} --weights "
-                          f"{r.weights}` trains it here anyway)")
-                    continue
                 _train_one(argparse.Namespace(model=r.model, scale=r.scale, weights=r.weights,
                                               data=args.data, out=None, run_dir=None, device="auto",
                                               threads=None, steps=None, max_minutes=None, vgg19=None,

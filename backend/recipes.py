@@ -30,7 +30,6 @@ class Recipe:
     init: str = ""                  # weights file stem to start from ("": random init)
     gan_start: int = 0              # degan: first step of the adversarial term and the discriminator (0: none)
     vgg19: str = ""                 # degan: VGG19 features safetensors for the perceptual term ("": off)
-    needs_gpu: bool = False         # sized for a GPU (tools/gpu_train.py); `make train` skips it on a CPU
 
     @property
     def name(self) -> str:

@@ -13,8 +13,6 @@ RESULTS = json.loads((ROOT / "docs" / "results.json").read_text())["committed_cr
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
 def test_weights_reproduce_the_report(recipe):
-    if recipe.needs_gpu and not get_model(recipe.model).weights_path(recipe.scale, recipe.weights).is_file():
-        pytest.skip(f"{recipe.name} is a GPU recipe (tools/gpu_train.py) with no file yet")
     assert get_model(recipe.model).weights_path(recipe.scale, recipe.weights).is_file()
     entry = RESULTS[recipe.name]    # every shipped file is in the report
     row = evaluate_file(str(ROOT / entry["crop"]), entry["scale"], [entry["model"]], [0], device="cpu",
