@@ -30,6 +30,7 @@ class Recipe:
     init: str = ""                  # weights file stem to start from ("": random init)
     gan_start: int = 0              # degan: first step of the adversarial term and the discriminator (0: none)
     vgg19: str = ""                 # degan: VGG19 features safetensors for the perceptual term ("": off)
+    photometric: float = 0.0        # share of patches whose bands get a random contrast and level (train.photometric)
 
     @property
     def name(self) -> str:

@@ -177,3 +177,41 @@ def test_degan_steps_train_generator_and_discriminator_and_resume(packed, tmp_pa
     a, b = load_file(str(straight)), load_file(str(resumed))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_photometric_patches_stay_degradation_pairs(packed):
+    """A band's random contrast and level go to HR and LR alike, so LR is still HR degraded."""
+    from backend.resample import degrade
+    from backend.train import PatchSource, photometric
+    src = PatchSource(dict(np.load(packed)), ("aerial",), "train", 3)
+    plain_lr, plain_hr = src.batch(np.random.default_rng(7), 6, 32, 4)
+    lr, hr = src.batch(np.random.default_rng(7), 6, 32, 4, photometric_share=1.0)
+    again = src.batch(np.random.default_rng(7), 6, 32, 4, photometric_share=1.0)
+    assert torch.equal(lr, again[0]) and torch.equal(hr, again[1])           # seeded
+    assert not torch.equal(hr[0], plain_hr[0])                                # same crop, changed
+    # each band's contrast becomes a share in [0.2, 1] of what it was, and not all 1
+    changed_hr, changed_lr = photometric(np.random.default_rng(3), plain_hr, plain_lr)
+    ratio = changed_hr.std(dim=(2, 3)) / plain_hr.std(dim=(2, 3)).clamp_min(1e-6)
+    assert torch.allclose(changed_lr.std(dim=(2, 3)) / plain_lr.std(dim=(2, 3)).clamp_min(1e-6), ratio, atol=1e-4)
+    assert float(ratio.min()) >= 0.2 - 1e-4 and float(ratio.max()) <= 1 + 1e-4 and float(ratio.mean()) < 0.9
+    # the LR is the degraded HR to within the Byte rounding: half a grey level, in normalised units
+    half_level = 0.5 / min(min(stats.span) for _, _, stats, _ in src.images)
+    assert float((degrade(hr, 4, np.float32) - lr).abs().max()) < half_level + 1e-5
+    assert float((degrade(hr, 4, np.float32) - lr).abs().mean()) < half_level / 2
+    # a share of 0 (every shipped recipe but the aerial x4 one) leaves the batch as it was
+    plain_again = src.batch(np.random.default_rng(7), 6, 32, 4, photometric_share=0.0)
+    assert torch.equal(plain_again[0], plain_lr)
+
+
+def test_the_recipes_photometric_share_reaches_the_patches(packed, tmp_path, monkeypatch):
+    from backend.train import PatchSource
+    seen = []
+    real = PatchSource.batch
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("photometric_share", 0.0))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PatchSource, "batch", spy)
+    _run(dataclasses.replace(TINY, steps=1, photometric=0.5), packed, tmp_path, "photometric")
+    assert seen[-1] == 0.5 and seen[0] == 0.0        # training batches yes, validation patches no
