@@ -60,8 +60,12 @@ class Recipe:
 #: checkpoint equals a straight one (tests/unit/test_train.py).
 RECIPES: Tuple[Recipe, ...] = (
     # The first 848 steps ran in session 1 at a constant rate; session 3
-    # continued the same run (Adam state kept) and decayed it to zero.
-    Recipe("dganet", 4, "aerial", steps=3000, schedule="cosine", decay_from=2000),
+    # continued the same run (Adam state kept) and decayed it to zero, at step 3000
+    # (cosine from 2000). On 2026-11-29, on two CPU threads, it continued from that file
+    # (Adam afresh) with the rate held to step 8000 (a leg of the 14000-step run in
+    # docs/dganet_x4_aerial_to_14000_steps.csv), then from that state (Adam afresh) with
+    # half its patches photometric (train.photometric) and a cosine decay to 10000.
+    Recipe("dganet", 4, "aerial", steps=10000, schedule="cosine", decay_from=8000, photometric=0.5),
     # The Landsat set starts from first-session 1-band weights trained on
     # Landsat, aerial and RGBN patches (in git history), then Landsat only.
     # On 2026-11-29 it continued from the shipped step 264 (Adam afresh) on one CPU thread,
@@ -73,7 +77,7 @@ RECIPES: Tuple[Recipe, ...] = (
     # It replaced a file trained from random weights for 4500 steps (79 min), which this
     # one passes on validation (19.846 -> 19.872 dB) and on each held-out image.
     Recipe("dganet", 2, "aerial", steps=3000, patch=96, schedule="cosine", decay_from=1500,
-           init="dganet_x4_aerial"),
+           init="dganet_x4_aerial", photometric=0.5),
     # 140 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
     # afresh) on one CPU thread to 2000 (cosine from 1070), and the same day again from
     # those 2000 to 4000 (Adam afresh, cosine from 3000), then from those 4000 on two
@@ -85,7 +89,7 @@ RECIPES: Tuple[Recipe, ...] = (
     # decay. It replaced a file trained from random weights for 7000 steps (79 min), which
     # this one passes on validation (16.218 -> 16.224 dB) and on the held-out images.
     Recipe("dganet", 8, "aerial", steps=5000, schedule="cosine", decay_from=2500,
-           init="dganet_x4_aerial"),
+           init="dganet_x4_aerial", photometric=0.5),
     # 131 steps under a 6-minute cap at first; on 2026-11-29 continued from them (Adam
     # afresh) on two threads, the rate held to step 1250, then a cosine decay.
     Recipe("dganet", 8, "landsat", steps=2500, schedule="cosine", decay_from=1250,

@@ -28,7 +28,8 @@ def weights_table() -> str:
         gain = float(m["val_psnr_norm"]) - float(m["val_bicubic_psnr_norm"])
         init = m.get("initialised_from", "random").split(" (")[0]
         rows.append(f"| `{path.name}` | {r.weights} | {', '.join(rec['domains'])} | {rec['loss']}, Adam lr {rec['lr']:g} "
-                    f"({rec['schedule']}{' from step ' + str(rec['decay_from']) if rec.get('decay_from') else ''}), batch {rec['batch']} x {rec['patch']}² HR, seed {rec['seed']} | "
+                    f"({rec['schedule']}{' from step ' + str(rec['decay_from']) if rec.get('decay_from') else ''}), batch {rec['batch']} x {rec['patch']}² HR"
+                    f"{', photometric ' + format(rec['photometric'], 'g') if rec.get('photometric') else ''}, seed {rec['seed']} | "
                     f"{'`' + init + '`' if init != 'random' else 'random'} | "
                     f"{m['steps']} | {m['wall_minutes']} min, {m['device'].split(' (')[0]} | {gain:+.2f} dB |")
     return "\n".join(rows)

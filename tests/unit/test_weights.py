@@ -154,6 +154,7 @@ def test_shipped_weights_match_registry_and_recipe(recipe):
     rec = json.loads(meta["recipe"])
     assert (rec["model"], rec["scale"], rec["bands"], rec["seed"], rec["loss"], rec["batch"], rec["patch"]) == \
         (recipe.model, recipe.scale, recipe.bands, recipe.seed, recipe.loss, recipe.batch, recipe.patch)
+    assert rec.get("photometric", 0.0) == recipe.photometric
     assert set(rec["domains"]) >= set(recipe.domains)
     for key in ("training_data", "steps", "seed", "device", "wall_minutes", "tensor_sha256"):
         assert meta[key]
