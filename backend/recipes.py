@@ -111,10 +111,13 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("edsr", 4, "aerial", steps=848, loss="l1"),
     Recipe("dganet_sg", 4, "aerial", steps=848, loss="sg"),
     Recipe("dganet_l2", 4, "aerial", steps=848, loss="l2"),
-    # The larger variant starts as the shipped dganet x4 aerial function (its
-    # 11 extra ResBlocks are identities at step 0), then trains all 16 blocks.
-    Recipe("dganet_large", 4, "aerial", steps=3000, schedule="cosine", decay_from=1000,
-           max_minutes=110, init="dganet_x4_aerial"),
+    # The larger variant starts as the 3000-step dganet x4 aerial function (its
+    # 11 extra ResBlocks are identities at step 0), then trains all 16 blocks: to step
+    # 3000 with a cosine decay from 1000 (103 min, one thread); on 2026-11-29 continued
+    # from that file (Adam afresh, two threads, 11 min) with photometric patches and a
+    # cosine decay to 4000.
+    Recipe("dganet_large", 4, "aerial", steps=4000, schedule="cosine", decay_from=3000,
+           max_minutes=148, init="dganet_x4_aerial", photometric=0.5),
     # Seeds 001 and 002 in their reduced widths (registry.DEGAN_SMALL, GPSR_SMALL),
     # on dganet's x4 patches and batch (so the validation patches are the same)
     # for two to three CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
