@@ -134,8 +134,10 @@ RECIPES: Tuple[Recipe, ...] = (
     # RCAN-L (registry.RCAN_SMALL) from random weights: RCAN's L1 and Adam 1e-4 (its section
     # 4.1 halves the rate every 200 epochs; a cosine tail here), dganet's patches and batch.
     # x4 was trained on one CPU thread (about 1.5 s a step) on 2026-11-29, for want of a
-    # GPU: the rate held to step 2000, then a cosine decay. tools/gpu_train.py continues it.
-    Recipe("rcan", 4, "aerial", steps=4000, schedule="cosine", decay_from=2000, loss="l1"),
+    # GPU: the rate held to step 2000, then a cosine decay to 4000; the same day continued
+    # from that file (Adam afresh, two threads, 13 min) with photometric patches and a cosine
+    # decay to 5000. tools/gpu_train.py continues it.
+    Recipe("rcan", 4, "aerial", steps=5000, schedule="cosine", decay_from=4000, loss="l1", photometric=0.5),
     # x2 starts from the x4 file (train.transfer_from: the x2 network's tensors are a subset of
     # the x4 one's), and was trained on two CPU threads (about 1.2 s a step) on 2026-11-29, for
     # want of a GPU: the rate held to step 1500, then a cosine decay.
