@@ -140,9 +140,11 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("rcan", 4, "aerial", steps=5000, schedule="cosine", decay_from=4000, loss="l1", photometric=0.5),
     # x2 starts from the x4 file (train.transfer_from: the x2 network's tensors are a subset of
     # the x4 one's), and was trained on two CPU threads (about 1.2 s a step) on 2026-11-29, for
-    # want of a GPU: the rate held to step 1500, then a cosine decay.
-    Recipe("rcan", 2, "aerial", steps=3000, patch=96, schedule="cosine", decay_from=1500, loss="l1",
-           init="rcan_x4_aerial"),
+    # want of a GPU: the rate held to step 1500, then a cosine decay to 3000; the same day
+    # continued from that file (Adam afresh, 15 min) with photometric patches and a cosine
+    # decay to 3750.
+    Recipe("rcan", 2, "aerial", steps=3750, patch=96, schedule="cosine", decay_from=3000, loss="l1",
+           init="rcan_x4_aerial", photometric=0.5),
 )
 
 
