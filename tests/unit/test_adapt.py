@@ -81,8 +81,8 @@ def test_the_guard_keeps_the_network_whose_held_out_loss_is_lowest():
     def check(step, loss, net):
         seen.append((step, loss))
         states[step] = {k: v.clone() for k, v in net.state_dict().items()}
-    # at 3e-4 the held-out loss falls by a tenth until step 40, then wanders above that
-    report = _adapt(engine, img, 80, lr=3e-4, on_check=check)
+    # at 5e-4 the held-out loss falls by 8 % until step 45, then wanders above that
+    report = _adapt(engine, img, 80, lr=5e-4, on_check=check)
     best_step, best = min(seen, key=lambda s: s[1])
     assert best < seen[0][1] * (1 - ACCEPT), seen
     assert report.stopped and report.steps_run == best_step + 4 * 5 < 80   # four checks without a new best
