@@ -198,7 +198,7 @@ def test_photometric_patches_stay_degradation_pairs(packed):
     half_level = 0.5 / min(min(stats.span) for _, _, stats, _ in src.images)
     assert float((degrade(hr, 4, np.float32) - lr).abs().max()) < half_level + 1e-5
     assert float((degrade(hr, 4, np.float32) - lr).abs().mean()) < half_level / 2
-    # a share of 0 (every shipped recipe but the aerial x4 one) leaves the batch as it was
+    # a share of 0 (the Landsat, Sentinel-2 and seed-model recipes) leaves the batch as it was
     plain_again = src.batch(np.random.default_rng(7), 6, 32, 4, photometric_share=0.0)
     assert torch.equal(plain_again[0], plain_lr)
 
