@@ -115,9 +115,10 @@ RECIPES: Tuple[Recipe, ...] = (
     # 11 extra ResBlocks are identities at step 0), then trains all 16 blocks: to step
     # 3000 with a cosine decay from 1000 (103 min, one thread); on 2026-11-29 continued
     # from that file (Adam afresh, two threads, 11 min) with photometric patches and a
-    # cosine decay to 4000.
-    Recipe("dganet_large", 4, "aerial", steps=4000, schedule="cosine", decay_from=3000,
-           max_minutes=148, init="dganet_x4_aerial", photometric=0.5),
+    # cosine decay to 4000; on 2026-11-29 again (Adam afresh, two threads, 70 min): the rate
+    # held to 8500, then a cosine decay to 10500.
+    Recipe("dganet_large", 4, "aerial", steps=10500, schedule="cosine", decay_from=8500,
+           max_minutes=260, init="dganet_x4_aerial", photometric=0.5),
     # Seeds 001 and 002 in their reduced widths (registry.DEGAN_SMALL, GPSR_SMALL),
     # on dganet's x4 patches and batch (so the validation patches are the same)
     # for two to three CPU-hours each. GPSR: Adam 1e-4 with a cosine tail (seed 002 section
