@@ -205,5 +205,8 @@ def test_automatic_tile_size_bounds_margins_and_memory(monkeypatch, ise):
     assert engine.bytes_per_lr_pixel() * (core + 2 * t.margin) ** 2 <= 8 * 1024 ** 3
     monkeypatch.setattr(job_mod, "memory_budget", lambda device: 256 * 1024 ** 2)
     small = job_mod.choose_tiling(engine, region, None, None)
-    assert small.tile_size < core      # the budget binds: rounded up to whole output blocks at most
-    assert engine.bytes_per_lr_pixel() * (small.tile_size - 64 + 2 * small.margin) ** 2 <= 256 * 1024 ** 2
+    assert small.tile_size < core and (small.tile_size * 4) % 256 == 0   # the budget binds; whole blocks
+    # the usual tile (no nodata, trimmed margin) fits the budget, in fp32 as in bf16
+    usual = small.tile_size + 2 * (small.margin - small.trim)
+    assert engine.bytes_per_lr_pixel() * usual ** 2 <= 256 * 1024 ** 2
+    assert engine.bytes_per_lr_pixel() * (usual + 64) ** 2 > 256 * 1024 ** 2   # and is not a block smaller than it could be
