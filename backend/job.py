@@ -228,7 +228,7 @@ def choose_tiling(engine: Engine, region: Window, tile_size: Optional[int],
             size = -(-size // step) * step
             if size > step and engine.bytes_per_lr_pixel() * (size + 2 * (margin - trim)) ** 2 > budget:
                 # rounding up would pass the memory budget (by up to a block each
-                # way: 36% at 256 MiB in fp32): whole blocks that fit instead
+                # way: 34% over a 256 MiB budget in fp32): whole blocks that fit instead
                 size -= step
     batch = 1
     per_tile = engine.bytes_per_lr_pixel() * (size + 2 * margin) ** 2
