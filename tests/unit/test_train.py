@@ -222,17 +222,17 @@ def test_training_uses_bf16_only_where_the_device_has_it(packed, tmp_path, monke
     # Emulated bf16 (an AVX2-only CPU) trains about 12x slower than fp32, so
     # such a device trains in fp32; one with native bf16 autocasts.
     import backend.train as train_mod
-    from backend.registry import get_model
+    from backend.models.dganet import DGANet
     monkeypatch.setattr(train_mod, "bf16_supported", lambda dev: native)
     seen = []
-    real_forward = get_model("dganet").build(3, 4).__class__.forward
+    real_forward = DGANet.forward
 
     def spy(self, x, *args, **kwargs):
         out = real_forward(self, x, *args, **kwargs)
         seen.append(torch.is_autocast_enabled("cpu"))
         return out
 
-    monkeypatch.setattr(get_model("dganet").build(3, 4).__class__, "forward", spy)
+    monkeypatch.setattr(DGANet, "forward", spy)
     _, meta = _run(dataclasses.replace(TINY, steps=1), packed, tmp_path, f"precision_{native}")
     # the training step's forward pass (the validation passes run outside autocast)
     assert True in seen if native else True not in seen
