@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional, Sequence, Tuple
@@ -23,7 +24,7 @@ from .torch_support import require_torch, torch
 
 #: Pixels of nodata filling done before inference (also part of the margin).
 FILL_ITERATIONS = 8
-#: Precision settings: ``auto`` is bf16 autocast where the device supports it.
+#: Precision settings: ``auto`` is the fastest path measured on this machine (``calibrate``).
 PRECISIONS = ("auto", "bf16", "fp32")
 #: Environment override of ``auto`` (e.g. ``SUPERRES_PRECISION=fp32``).
 PRECISION_ENV = "SUPERRES_PRECISION"
@@ -37,25 +38,45 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _cpu_flags() -> Optional[set]:
+    """The CPU's feature flags from ``/proc/cpuinfo``, or None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
 def bf16_supported(device: str) -> bool:
-    """True when ``device`` runs bf16 convolutions natively (AVX512-BF16/AMX, or a CUDA GPU that has it)."""
+    """True when ``device`` runs bf16 convolutions natively (AVX512-BF16/AMX, or a CUDA GPU that has it).
+
+    oneDNN's own answer is True on any AVX512 core, where bf16 is emulated
+    and about 3x slower than fp32 (issue 33's Xeon), so on Linux the CPU's
+    flags decide. ``auto`` does not rely on this: it measures (``calibrate``).
+    """
     if torch is None:
         return False
     if device.startswith("cuda"):
         return bool(torch.cuda.is_bf16_supported())
+    flags = _cpu_flags()
+    if flags is not None and platform.machine() in ("x86_64", "AMD64", "i686"):
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:   # an old or unusual build: play safe
         return False
 
 
-def resolve_precision(requested: Optional[str], device: str) -> str:
-    """``bf16`` or ``fp32`` for ``requested`` (``auto``/``bf16``/``fp32``) on ``device``.
+def resolve_path(requested: Optional[str], device: str) -> Tuple[str, bool, str]:
+    """(precision, channels_last, how it was chosen) for ``requested`` on ``device``.
 
     ``auto`` (the default) takes the environment's ``SUPERRES_PRECISION`` if
-    set, else bf16 where the device has native bf16 and fp32 otherwise.
-    ``bf16`` on a device without it falls back to fp32 (emulated bf16 is
-    slower than fp32).
+    set, else the fastest path measured on this machine (``calibrate``; the
+    note gives the speeds). ``bf16`` on a device without native bf16 falls
+    back to fp32 (emulated bf16 is slower than fp32); ``fp32`` is plain fp32.
     """
     requested = (requested or "auto").lower()
     if requested == "auto":
@@ -63,8 +84,17 @@ def resolve_precision(requested: Optional[str], device: str) -> str:
     if requested not in PRECISIONS:
         raise SuperResError(f"Unknown precision '{requested}': use {', '.join(PRECISIONS)}.")
     if requested == "fp32":
-        return "fp32"
-    return "bf16" if bf16_supported(device) else "fp32"
+        return "fp32", False, "fp32"
+    if requested == "bf16":
+        return ("bf16", True, "bf16") if bf16_supported(device) else ("fp32", False, "fp32 (no native bf16)")
+    from .calibrate import calibrate
+    measured = calibrate(device)
+    return measured.precision, measured.channels_last, measured.describe()
+
+
+def resolve_precision(requested: Optional[str], device: str) -> str:
+    """``bf16`` or ``fp32`` for ``requested`` (``auto``/``bf16``/``fp32``) on ``device`` (``resolve_path``)."""
+    return resolve_path(requested, device)[0]
 
 
 @dataclass(frozen=True)
@@ -128,6 +158,8 @@ class Engine:
         dtype: numpy type of the input and output values.
         nodata: per-band nodata of input and output.
         adaptation: what image-specific adaptation did (``adapt.adapt_engine``), or "".
+        channels_last: run the network in channels-last layout (bf16 always does).
+        precision_note: how the precision was chosen, for the run log.
     """
 
     spec: ModelSpec
@@ -147,6 +179,8 @@ class Engine:
     dtype: np.dtype = np.dtype(np.float32)
     nodata: Tuple = ()
     adaptation: str = ""
+    channels_last: bool = False
+    precision_note: str = ""
 
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)
@@ -270,16 +304,17 @@ class Engine:
         grey = x.shape[1] == 1 and self.net_bands == 3
         if grey:
             x = x.expand(-1, 3, -1, -1)
-        if self.precision == "bf16":
-            # bf16 convolutions in channels-last layout; the network keeps its
-            # global residual in float32 (see DGANet.forward), so the output is float32.
+        if self.channels_last or self.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            # bf16 convolutions; the network keeps its global residual in
+            # float32 (see DGANet.forward), so the output is float32.
             with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu",
                                 dtype=torch.bfloat16):
                 y = self.net(x)
-            y = y.float().contiguous()
         else:
             y = self.net(x)
+        y = y.float().contiguous()
         return y.mean(dim=1, keepdim=True) if grey else y
 
 
@@ -409,16 +444,18 @@ def build_engine(config: EngineConfig) -> Engine:
     from .weights import load_weights
     net = spec.build(net_bands, config.scale)
     meta = load_weights(spec.weights_path(config.scale, chosen), spec.name, config.scale, net_bands, net)
-    precision = resolve_precision(config.precision, device)
+    precision, channels_last, note = resolve_path(config.precision, device)
     net.eval().to(device)
-    if precision == "bf16":
+    channels_last = channels_last or precision == "bf16"
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     kernel = config.ise_kernel or meta.get("degradation", "bicubic")
     if kernel not in KERNELS:
         kernel = "bicubic"
     per_pass = 3 if (net_bands == 3 and config.rgb and config.n_bands == 3) else 1
     return Engine(spec, config.scale, config.stats, device, config.ise_iterations, kernel, net,
-                  per_pass, meta, chosen, net_bands, choice, config.self_ensemble, precision, **common)
+                  per_pass, meta, chosen, net_bands, choice, config.self_ensemble, precision,
+                  channels_last=channels_last, precision_note=note, **common)
 
 
 def _gdal_name(dtype_name: str) -> str:

@@ -58,7 +58,7 @@ class SuperResolveJob:
         weights: a weight set (``registry.WEIGHT_SETS``) or ``auto``: the set
             whose training pixel size and data type are nearest the input's.
         self_ensemble: average networks over 8 flips and rotations (8x slower).
-        precision: ``auto`` (bf16 where the device has it), ``bf16`` or ``fp32``.
+        precision: ``auto`` (the fastest measured on this machine), ``bf16`` or ``fp32``.
         cog: write a Cloud-Optimised GeoTIFF (with overviews).
         dask: a ``dask.distributed`` scheduler address, or ``local:N`` for N
             local worker processes; None runs here.
@@ -305,7 +305,7 @@ def describe_engine(engine: Engine, ise_kernel_asked: Optional[str], dask: Optio
         *([engine.choice[0].upper() + engine.choice[1:]] if engine.choice else []),
         f"ISE: {engine.ise_iterations} iterations, kernel {engine.ise_kernel} ({origin})"
         + (", self-ensemble of 8 flips and rotations" if engine.self_ensemble else ""),
-        f"Device: {engine.device}" + (f", {engine.precision}" if engine.net is not None else "")
+        f"Device: {engine.device}" + (f", {engine.precision_note or engine.precision}" if engine.net is not None else "")
         + (f", Dask scheduler {dask}" if dask else ""),
     ]
 

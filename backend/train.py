@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .allocator import retained_heap
-from .engine import bf16_supported
+from .engine import resolve_precision
 from .losses import LOSSES
 from .normalise import NORMALISATION, compute_stats
 from .recipes import Recipe
@@ -144,10 +144,10 @@ class Objective:
         self.recipe, self.net, self.dev = recipe, net, dev
         self.opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         # bf16 autocast trains about 2.5x faster where the device has native
-        # bf16 (AVX512-BF16/AMX, recent GPUs); emulated, on an AVX2-only CPU,
-        # it is about 12x slower than fp32 (dganet_large x4 on an AMD Zen 3: 22.5
-        # against 1.9 s a step), so such a device trains in fp32.
-        self.bf16 = bf16_supported(dev)
+        # bf16 (AVX512-BF16/AMX, recent GPUs); emulated, it is 3x (AVX512) to
+        # 12x (AVX2: dganet_large x4 on a Zen 3, 22.5 against 1.9 s a step)
+        # slower than fp32. So training takes inference's measured answer.
+        self.bf16 = resolve_precision("auto", dev) == "bf16"
 
     def optimisers(self) -> Dict[str, "torch.optim.Optimizer"]:
         """Optimisers by checkpoint prefix (their rate follows the schedule)."""
@@ -162,7 +162,7 @@ class Objective:
         return {}
 
     def autocast(self):
-        """bf16 autocast where the device has native bf16, else a no-op (fp32)."""
+        """bf16 autocast where it measured fastest on the device, else a no-op (fp32)."""
         return torch.autocast(device_type=self.dev, dtype=torch.bfloat16, enabled=self.bf16)
 
     def step(self, lr_b, hr_b, step: int) -> float:

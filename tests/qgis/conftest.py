@@ -22,6 +22,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # QGIS computes statistics when it loads a layer and GDAL saves them beside the
 # file (.aux.xml); keep the committed crops pristine.
 os.environ["GDAL_PAM_ENABLED"] = "NO"
+# auto precision measures once per machine (backend/calibrate.py): once per session here
+os.environ.setdefault("SUPERRES_CACHE_DIR", tempfile.mkdtemp(prefix="superres-cache-"))
 
 
 @pytest.fixture(scope="session", autouse=True)

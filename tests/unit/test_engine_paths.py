@@ -36,13 +36,15 @@ def test_fp32_fallback_where_bf16_is_missing(monkeypatch):
     ref = super_resolve_array(img, 2, "dganet", 1, device="cpu", precision="fp32")
     assert engine_mod.resolve_precision("fp32", "cpu") == "fp32"
     monkeypatch.setattr(engine_mod, "bf16_supported", lambda device: False)
-    assert engine_mod.resolve_precision("auto", "cpu") == "fp32"
     assert engine_mod.resolve_precision("bf16", "cpu") == "fp32"
-    np.testing.assert_array_equal(super_resolve_array(img, 2, "dganet", 1, device="cpu"), ref)
+    np.testing.assert_array_equal(super_resolve_array(img, 2, "dganet", 1, device="cpu", precision="bf16"), ref)
 
 
-def test_precision_setting_from_the_environment(monkeypatch):
-    monkeypatch.setattr(engine_mod, "bf16_supported", lambda device: True)
+def test_precision_setting_from_the_environment(monkeypatch, tmp_path):
+    import backend.calibrate as calibrate_mod
+    monkeypatch.setenv(calibrate_mod.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(engine_mod.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(calibrate_mod, "measure", lambda device, paths: {"fp32": 1.0, "fp32+cl": 1.0, "bf16": 3.0})
     assert engine_mod.resolve_precision("auto", "cpu") == "bf16"
     monkeypatch.setenv(engine_mod.PRECISION_ENV, "fp32")
     assert engine_mod.resolve_precision("auto", "cpu") == "fp32"
