@@ -6,7 +6,8 @@ SHELL := /bin/bash
 SYS_PYTHON := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-skimage python3-matplotlib
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-skimage python3-matplotlib \
+	libegl1 libgl1 libxkbcommon0 libfontconfig1
 PIP_PACKAGES := torch==2.13.0 safetensors pytest pytest-qgis
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
@@ -32,10 +33,19 @@ $(VENV)/.stamp: Makefile
 	$(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt $(PIP_PACKAGES)
 	@touch $@
 
+QT6_VENV := build/qt6-venv
+
+# PyQt6 (as QGIS 4 uses it) and flake8-qgis for tests/unit/test_qt6.py, in a venv of their own:
+# nothing of PyQt6 may reach .venv, whose QGIS runs on PyQt5.
+$(QT6_VENV)/.stamp: tools/qt6-requirements.txt
+	@[ -x $(QT6_VENV)/bin/python ] || $(SYS_PYTHON) -m venv $(QT6_VENV)
+	$(QT6_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tools/qt6-requirements.txt
+	@touch $@
+
 demo: setup
 	$(PY) tools/demo.py
 
-test: setup
+test: setup $(QT6_VENV)/.stamp
 	$(PY) -m pytest tests/unit -p no:qgis -q
 	$(PY) -m pytest tests/qgis -q
 

@@ -83,7 +83,7 @@ class SuperResPlugin:
     def show_installer(self):
         """The PyTorch installer dialog."""
         from ..ui.torch_install_dialog import TorchInstallDialog
-        TorchInstallDialog(self.iface.mainWindow()).exec_()
+        TorchInstallDialog(self.iface.mainWindow()).exec()
 
     def offer_installer(self):
         """A message-bar notice with a button that opens the installer."""
@@ -93,11 +93,11 @@ class SuperResPlugin:
         button = QPushButton("Install PyTorch…")
         button.clicked.connect(self.show_installer)
         item.layout().addWidget(button)
-        bar.pushWidget(item, Qgis.Warning)
+        bar.pushWidget(item, Qgis.MessageLevel.Warning)
 
     def copy_diagnostics(self):
         """Put the diagnostics text on the clipboard and say so."""
         from .diagnostics import diagnostics_text
         QgsApplication.clipboard().setText(diagnostics_text())
         self.iface.messageBar().pushMessage("Raster Super-Resolution", "Diagnostics copied to the clipboard.",
-                                            Qgis.Info, 5)
+                                            Qgis.MessageLevel.Info, 5)

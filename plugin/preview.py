@@ -132,7 +132,7 @@ class PreviewTask(QgsTask):
     """
 
     def __init__(self, settings: RunSettings, rect: QgsRectangle, folder: str):
-        super().__init__(f"Preview of {settings.model} x{settings.scale}", QgsTask.CanCancel)
+        super().__init__(f"Preview of {settings.model} x{settings.scale}", QgsTask.Flag.CanCancel)
         self.settings, self.extent, self.folder = settings, _tuple(rect), folder
         self.outputs: Tuple[str, str] = ("", "")
         self.seconds = 0.0
@@ -165,7 +165,7 @@ class TimingTask(QgsTask):
     """
 
     def __init__(self, settings: RunSettings, layer: QgsRasterLayer, folder: str):
-        super().__init__(f"Timing {settings.model} x{settings.scale}", QgsTask.CanCancel)
+        super().__init__(f"Timing {settings.model} x{settings.scale}", QgsTask.Flag.CanCancel)
         self.settings, self.folder = settings, folder
         self.crops = []
         for side in TIMING_CROPS:

@@ -98,9 +98,9 @@ def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
     name = layer_name(params, project)
     look = capture_look(input_layer(params, project))
     bands = list(params.get("BANDS") or [])
-    if hasattr(QgsTask, "Silent"):
+    if hasattr(QgsTask.Flag, "Silent"):
         # QGIS 3.26+: we report the end ourselves, so QGIS skips its generic "Task complete/failed"
-        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback, QgsTask.CanCancel | QgsTask.Silent)
+        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback, QgsTask.Flag.CanCancel | QgsTask.Flag.Silent)
     else:
         task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
     description = f"Super-resolving {name}"
@@ -124,12 +124,12 @@ def run_in_background(parameters: dict, project: Optional[QgsProject] = None,
             layer = QgsRasterLayer(results["OUTPUT"], name)
             finish_result_layer(layer, look, bands)
             project.addMapLayer(layer)
-            push(f"Added {name}.", Qgis.Success, 10, layer)
+            push(f"Added {name}.", Qgis.MessageLevel.Success, 10, layer)
         elif feedback.isCanceled():
-            push(f"Cancelled: {name} was not made.", Qgis.Info, 5)
+            push(f"Cancelled: {name} was not made.", Qgis.MessageLevel.Info, 5)
         else:
             why = feedback.errors[-1] if feedback.errors else "see Log Messages (Processing)."
-            push(f"{name} failed: {why}", Qgis.Warning, 0)
+            push(f"{name} failed: {why}", Qgis.MessageLevel.Warning, 0)
         if message_bar is not None:
             drop_generic_notices(message_bar, description)
         if on_finished is not None:

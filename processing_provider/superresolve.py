@@ -97,7 +97,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     def _add(self, param, help_text, advanced=False):
         param.setHelp(command_line_help(param, help_text))
         if advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(param)
 
     def initAlgorithm(self, config=None):
@@ -117,7 +117,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                          "scale it has no weights for, naming the scales it has and the models "
                          "that have this one.")
         self._add(QgsProcessingParameterNumber(self.ISE_ITERATIONS, "ISE iterations",
-                                               QgsProcessingParameterNumber.Integer, 5, minValue=0,
+                                               QgsProcessingParameterNumber.Type.Integer, 5, minValue=0,
                                                maxValue=100),
                   "Iterations of image-specific enhancement (back-projection); 0 disables it.")
         self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
@@ -133,12 +133,12 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         self._add(device, "auto uses a CUDA GPU when PyTorch sees one; cuda fails if there is none.",
                   advanced=True)
         self._add(QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size (input pixels, 0 = automatic)",
-                                               QgsProcessingParameterNumber.Integer,
+                                               QgsProcessingParameterNumber.Type.Integer,
                                                0, minValue=0, maxValue=8192),
                   "Tiles bound the memory used. 0 chooses a size whose margins cost at most 15% "
                   "more computation, within the memory there is (logged).", advanced=True)
         self._add(QgsProcessingParameterNumber(self.TILE_OVERLAP, "Tile margin (input pixels)",
-                                               QgsProcessingParameterNumber.Integer, None,
+                                               QgsProcessingParameterNumber.Type.Integer, None,
                                                optional=True, minValue=0),
                   "Context read around each tile and cropped away. Empty: the model's receptive "
                   "field plus the growth ISE adds, so tiles match a one-piece run.", advanced=True)
@@ -171,8 +171,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         precision = QgsProcessingParameterEnum(self.PRECISION, "Precision", options=list(PRECISIONS),
                                                defaultValue="auto")
         precision.setUsesStaticStrings(True)
-        self._add(precision, "auto: bfloat16 on CPUs and GPUs that compute it natively (2-5 times "
-                             "faster, a few hundredths of a dB at most), float32 elsewhere.", advanced=True)
+        self._add(precision, "auto: the fastest of float32 and bfloat16 (a few hundredths of a dB at most), "
+                             "measured once on this machine; the run log gives the speeds.", advanced=True)
         self._add(QgsProcessingParameterBoolean(self.COG, "Cloud-Optimised GeoTIFF", defaultValue=False),
                   "Write the output as a Cloud-Optimised GeoTIFF with overviews (GDAL's COG driver).",
                   advanced=True)
@@ -181,7 +181,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                   "tcp://10.0.0.5:8786), whose workers see the input and the plugin's folder at the "
                   "same paths. Empty: run here.", advanced=True)
         self._add(QgsProcessingParameterNumber(self.ADAPT_STEPS, "Image-specific adaptation steps",
-                                               QgsProcessingParameterNumber.Integer, 0, minValue=0,
+                                               QgsProcessingParameterNumber.Type.Integer, 0, minValue=0,
                                                maxValue=10000),
                   "Before the tiles, fine-tune a copy of the network on this image: its own pixels, "
                   "degraded by the scale, as input and the pixels as target (small rate, fixed seed). "
@@ -253,7 +253,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
 
     def flags(self):
         """Cancellable; runs on a background thread."""
-        return super().flags() | QgsProcessingAlgorithm.FlagCanCancel
+        return super().flags() | QgsProcessingAlgorithm.Flag.FlagCanCancel
 
     def tags(self):
         """Search words."""

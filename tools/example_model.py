@@ -34,7 +34,7 @@ def build_model():
         (QgsProcessingParameterExtent("area", "Area"), 160),
         (QgsProcessingParameterEnum("scale", "Scale factor", options=["2", "4", "8"], defaultValue="4",
                                     usesStaticStrings=True), 240),
-        (QgsProcessingParameterNumber("ise", "ISE iterations", QgsProcessingParameterNumber.Integer, 5,
+        (QgsProcessingParameterNumber("ise", "ISE iterations", QgsProcessingParameterNumber.Type.Integer, 5,
                                       minValue=0, maxValue=100), 320),
         (QgsProcessingParameterCrs("crs", "Output CRS", "EPSG:4326"), 400),
     ]

@@ -142,7 +142,7 @@ def preview_shown():
     dialog.grab().save(str(OUT / "1_dialog.png"))
     dialog.preview_box.grab().save(str(OUT / "2_preview.png"))
     screen("1_screen_dialog.png")
-    dialog.buttons.button(QDialogButtonBox.Ok).click()
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     note("Run clicked")
     STATE["run_started"] = time.time()
     manager = QgsApplication.taskManager()
@@ -243,7 +243,7 @@ def cancel_run():
     # gpsr, the slowest network (its margins are wide), so the run is still going when the
     # cancel comes: dganet_large and rcan finish inside the 7 s since the engine got faster
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("gpsr"))
-    dialog.buttons.button(QDialogButtonBox.Ok).click()
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     STATE["cancelled_layer"] = "NEON_OSBS_029 gpsr x4"     # the name it would have, as the user sees it
     note("second run (gpsr) started, to be cancelled")
     STATE["cancel_at"] = time.time() + 7   # past QGIS's 5 s notification threshold

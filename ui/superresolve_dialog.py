@@ -57,14 +57,15 @@ class SuperResolveDialog(BASE, FORM):
         self.timing_task: Optional[pv.TimingTask] = None
         self.timing_key = None
         self.suggested_output = ""
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         for spec in analyst_models():
             self.model_combo.addItem(spec.title, spec.name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, plain_description(spec), Qt.ToolTipRole)
+            self.model_combo.setItemData(self.model_combo.count() - 1, plain_description(spec),
+                                         Qt.ItemDataRole.ToolTipRole)
         self.ise_spin.setToolTip(ISE_TOOLTIP)
         self.label_ise.setToolTip(ISE_TOOLTIP)
         self.fill_devices()
-        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.setToolTip("Where to write the result. It is added to the map when the run ends.")
         self.extent_box.setTitleBase("Limit to an extent")
@@ -72,7 +73,7 @@ class SuperResolveDialog(BASE, FORM):
                                    "view, or a rectangle drawn on the map (snapped outward to whole pixels).")
         if self.canvas is not None:
             self.extent_box.setMapCanvas(self.canvas)
-        self.buttons.button(QDialogButtonBox.Ok).setText("Run")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
         self.timing_timer = QTimer(self, singleShot=True, interval=700)
         self.timing_timer.timeout.connect(self.start_timing)
 
@@ -170,7 +171,7 @@ class SuperResolveDialog(BASE, FORM):
         self.bands_combo.clear()
         if layer is not None:
             for band in range(1, layer.bandCount() + 1):
-                self.bands_combo.addItemWithCheckState(layer.bandName(band), Qt.Checked, band)
+                self.bands_combo.addItemWithCheckState(layer.bandName(band), Qt.CheckState.Checked, band)
             self.extent_box.setOriginalExtent(layer.extent(), layer.crs())
             self.extent_box.setCurrentExtent(layer.extent(), layer.crs())
             self.extent_box.setOutputCrs(layer.crs())
@@ -324,15 +325,16 @@ class SuperResolveDialog(BASE, FORM):
         if task is not self.preview_task:
             return
         self.preview_button.setEnabled(True)
-        if task.status() != QgsTask.Complete:
+        if task.status() != QgsTask.TaskStatus.Complete:
             self.preview_status.setText(task.error or "Preview cancelled.")
             return
         bands = task.settings.bands
         panes = ((self.model_image, task.outputs[0]), (self.bicubic_image, task.outputs[1]))
         for label, path in panes:
             image = pv.render(path, self.preview_look, bands)
-            label.setPixmap(QPixmap.fromImage(image).scaled(label.width(), label.height(), Qt.KeepAspectRatio,
-                                                           Qt.SmoothTransformation))
+            pixmap = QPixmap.fromImage(image)
+            label.setPixmap(pixmap.scaled(label.width(), label.height(), Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation))
         title = self.model_combo.currentText().split(" (")[0]
         ise = f" + ISE {task.settings.ise_iterations}" if task.settings.ise_iterations else ""
         self.model_caption.setText(f"{title} ×{task.settings.scale}{ise}")
@@ -388,7 +390,7 @@ class SuperResolveDialog(BASE, FORM):
 def _cancel(task: Optional[QgsTask]) -> None:
     """Cancel a task that may have ended (and been deleted by the task manager)."""
     try:
-        if task is not None and task.status() not in (QgsTask.Complete, QgsTask.Terminated):
+        if task is not None and task.status() not in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated):
             task.cancel()
     except RuntimeError:
         pass

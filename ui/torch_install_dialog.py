@@ -46,12 +46,12 @@ class TorchInstallDialog(BASE, FORM):
             self.group.addButton(radio)
             self.radios[variant.key] = radio
         self.group.addButton(self.folder_radio)
-        self.folder_widget.setStorageMode(QgsFileWidget.GetDirectory)
+        self.folder_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.target_label.setText(f"Into: {self.target}")
         from ..backend import torch_support as ts
         self.status_label.setText(f"PyTorch {ts.torch.__version__} is already importable." if ts.TORCH_AVAILABLE
                                   else f"PyTorch is not installed ({ts.TORCH_IMPORT_ERROR}).")
-        self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ActionRole)
+        self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ButtonRole.ActionRole)
         self.install_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
 
@@ -85,7 +85,7 @@ class TorchInstallDialog(BASE, FORM):
         for key, value in variant.env:
             env.insert(key, value)
         self.process.setProcessEnvironment(env)
-        self.process.setProcessChannelMode(QProcess.MergedChannels)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.process.readyReadStandardOutput.connect(self.read_output)
         self.process.finished.connect(self.finished)
         self.process.errorOccurred.connect(self.process_error)
@@ -101,7 +101,7 @@ class TorchInstallDialog(BASE, FORM):
 
     def process_error(self, error) -> None:
         """The interpreter could not start (or crashed)."""
-        if error == QProcess.FailedToStart:
+        if error == QProcess.ProcessError.FailedToStart:
             self.fail(f"Could not start {self.python}: {self.process.errorString()}")
 
     def finished(self, exit_code: int, _status) -> None:
