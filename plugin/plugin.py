@@ -1,4 +1,5 @@
 """The plugin class: registers the provider and adds the menu and toolbar actions."""
+import os
 
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtGui import QIcon
@@ -8,6 +9,14 @@ from ..processing_provider.provider import ICON, SuperResProvider
 
 MENU = "&Raster Super-Resolution"
 TOOLBAR = "Raster Super-Resolution"
+#: Where ``auto`` precision keeps what it measured (backend/calibrate.py), unless set already.
+CACHE_ENV = "SUPERRES_CACHE_DIR"
+
+
+def use_profile_cache() -> str:
+    """Point the backend's cache into the QGIS profile's folder (a user's own setting wins)."""
+    return os.environ.setdefault(CACHE_ENV, os.path.join(QgsApplication.qgisSettingsDirPath(),
+                                                         "raster_super_resolution", "cache"))
 
 
 class SuperResPlugin:
@@ -28,6 +37,7 @@ class SuperResPlugin:
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         """Register the `superres` provider (also called by qgis_process)."""
+        use_profile_cache()
         provider = SuperResProvider()
         # addProvider refuses (and deletes) a duplicate id: keep only one we own
         self.provider = provider if QgsApplication.processingRegistry().addProvider(provider) else None
