@@ -15,8 +15,15 @@ MODEL ?=
 SCALE ?=
 WEIGHTS ?=
 FULL ?=
+SCAN_VENV := build/scan-venv
+# The publisher's metadata for plugins.qgis.org, from the command line only (`make package EMAIL=…`):
+# an EMAIL or REPOSITORY set in the environment for other tools is not taken.
+EMAIL :=
+TRACKER :=
+REPOSITORY :=
+HOMEPAGE :=
 
-.PHONY: setup system-packages demo test test-unit test-qgis install package data train evaluate bench docs gui-check clean
+.PHONY: setup system-packages scan-venv demo test test-unit test-qgis install package data train evaluate bench docs gui-check clean
 
 setup: system-packages $(VENV)/.stamp
 
@@ -45,15 +52,24 @@ $(QT6_VENV)/.stamp: tools/qt6-requirements.txt
 demo: setup
 	$(PY) tools/demo.py
 
-test: setup $(QT6_VENV)/.stamp
+test: setup $(QT6_VENV)/.stamp scan-venv
 	$(PY) -m pytest tests/unit -p no:qgis -q
 	$(PY) -m pytest tests/qgis -q
 
 install: setup
 	$(PY) tools/install_plugin.py
 
-package: setup
-	$(PY) tools/package.py
+package: setup scan-venv
+	$(PY) tools/package.py --email "$(EMAIL)" --tracker "$(TRACKER)" --repository "$(REPOSITORY)" --homepage "$(HOMEPAGE)"
+	$(PY) tools/scan_zip.py dist/raster_super_resolution.zip
+
+# plugins.qgis.org's upload scan tools, pinned, in their own venv (never in .venv): tools/scan_zip.py.
+scan-venv: $(SCAN_VENV)/.stamp
+
+$(SCAN_VENV)/.stamp: tools/scan-requirements.txt
+	@[ -x $(SCAN_VENV)/bin/python ] || $(SYS_PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install -q --disable-pip-version-check -r tools/scan-requirements.txt
+	@touch $@
 
 data:
 	$(SYS_PYTHON) tools/fetch_data.py

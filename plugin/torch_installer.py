@@ -95,7 +95,8 @@ def default_variant(platform: str = sys.platform) -> str:
 def python_version(python: str) -> Optional[Tuple[int, int]]:
     """(major, minor) of the interpreter ``python``, or None if it does not run."""
     try:
-        out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
+        # Bandit B603: a fixed argument list, no shell; ``python`` is a candidate path, not user text
+        out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],  # nosec B603
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -115,7 +116,8 @@ def find_python(version: Sequence[int] = sys.version_info[:2],
         got = python_version(str(path))
         tried.append(f"{path} ({'.'.join(map(str, got)) if got else 'does not run'})")
         if got == want:
-            pip = subprocess.run([str(path), "-m", "pip", "--version"], capture_output=True, text=True)
+            # Bandit B603: a fixed argument list, no shell, the interpreter just identified above
+            pip = subprocess.run([str(path), "-m", "pip", "--version"], capture_output=True, text=True)  # nosec B603
             if pip.returncode != 0:
                 raise InstallError(f"{path} is QGIS's Python {want[0]}.{want[1]} but has no pip. Install pip for "
                                    "it (Debian/Ubuntu: sudo apt install python3-pip), then try again.")
@@ -153,7 +155,8 @@ def check_installed(python: str, target: Path) -> str:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import torch, safetensors; "
             "print(torch.__version__)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([python, "-c", code, str(target)], capture_output=True, text=True, env=env)
+    # Bandit B603: a fixed argument list, no shell; ``code`` is the constant above
+    out = subprocess.run([python, "-c", code, str(target)], capture_output=True, text=True, env=env)  # nosec B603
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise InstallError(f"pip finished, but PyTorch does not import from {target}: {last}")

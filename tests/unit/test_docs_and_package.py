@@ -22,7 +22,7 @@ def test_readme_quick_start_has_the_two_commands():
 
 def test_package_zip(tmp_path):
     out = tmp_path / "raster_super_resolution.zip"
-    proc = subprocess.run([sys.executable, "tools/package.py", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "tools/package.py", "--draft", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size <= 25_000_000          # plugins.qgis.org's upload limit
@@ -32,7 +32,8 @@ def test_package_zip(tmp_path):
     assert "raster_super_resolution/LICENSE" in names
     assert "raster_super_resolution/backend/job.py" in names
     assert not [n for n in names if "/tests/" in n or "Makefile" in n or "__pycache__" in n
-                or n.endswith(".pyc") or "/.venv/" in n or "/data/" in n or "/tools/" in n]
+                or n.endswith(".pyc") or "/.venv/" in n or "/data/" in n or "/tools/" in n or "/." in n]
+    assert "raster_super_resolution/backend/datasets.py" not in names     # `make data` only
     # the analyst's weights, half size; the ablation arms stay in the repository
     weights = sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".safetensors"))
     assert weights == sorted(p.name for p in (ROOT / "resources/weights").glob("*.safetensors")
@@ -44,7 +45,9 @@ def test_package_zip(tmp_path):
     assert meta["stored_dtype"] == "float16"
     assert meta["source_tensor_sha256"] == read_metadata(ROOT / "resources/weights/dganet_x4_aerial.safetensors")[
         "tensor_sha256"]
-    assert "email, tracker, repository" in proc.stdout   # what plugins.qgis.org still needs
+    # what plugins.qgis.org still needs, and the zip says it is not for upload
+    assert "DRAFT, not for upload: plugins.qgis.org refuses it without email, tracker, repository, homepage" \
+        in proc.stdout
 
 
 def test_metadata_has_no_placeholders():
@@ -62,6 +65,16 @@ def test_metadata_has_no_placeholders():
     if "email" in general:
         assert "@" in general["email"] and not general["email"].endswith((".invalid", "example.com"))
     assert "example.invalid" not in (ROOT / "metadata.txt").read_text()
+
+
+def test_metadata_parses_as_qgis_and_the_plugin_repository_parse_it():
+    """Both use ConfigParser with interpolation: a bare '%' anywhere fails the whole file there."""
+    meta = configparser.ConfigParser()
+    meta.optionxform = str
+    meta.read(ROOT / "metadata.txt", encoding="utf-8")
+    general = dict(meta.items("general"))        # interpolates every value
+    assert general["qgisMinimumVersion"] == "3.22" and general["qgisMaximumVersion"] == "4.99"
+    assert "about 40 per cent faster" in general["changelog"]
 
 
 def test_license_is_gpl2_or_later():
