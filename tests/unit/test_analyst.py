@@ -7,7 +7,9 @@ from osgeo import gdal
 from backend import registry
 from backend.domain import check_input
 from backend.job import SuperResolveJob, run_job
-from helpers import AERIAL, LANDSAT, RGBN
+from helpers import AERIAL, DATA, LANDSAT, RGBN
+
+LANDSAT_60M = DATA / "landsat_b2_60m_64.tif"     # Landsat B2 at 60 m: a x4 run stays small
 
 ABLATION = {"edsr", "dganet_l2", "dganet_sg", "dganet_ga"}
 
@@ -56,10 +58,22 @@ def test_domain_warnings_on_real_crops():
     assert check_input(str(LANDSAT), None, "bicubic", 4) == ("", [])
 
 
-def test_cli_outputs_carry_provenance(tmp_path):
+def test_cli_outputs_carry_provenance(tmp_path, monkeypatch):
+    """Scale, ISE and the weights' own hash, computed here from the file the x4 run loaded."""
+    from safetensors.torch import load_file
+
+    from backend import weights
+    loaded = []
+    real = weights.load_weights
+    monkeypatch.setattr(weights, "load_weights", lambda path, *a: loaded.append(path) or real(path, *a))
     out = tmp_path / "sr.tif"
-    run_job(SuperResolveJob(str(LANDSAT), str(out), model="dganet", scale=2, ise_iterations=1))
+    run_job(SuperResolveJob(str(LANDSAT_60M), str(out), model="dganet", scale=4, ise_iterations=2,
+                            precision="fp32"))     # no first-run timing of the precisions
     tags = gdal.Open(str(out)).GetMetadata()
-    assert tags["SUPER_RESOLVED"] == "YES" and tags["SR_WEIGHTS"] == "landsat"
-    assert tags["SR_WEIGHTS_FILE"] == "dganet_x2_landsat.safetensors" and len(tags["SR_WEIGHTS_TENSOR_SHA256"]) == 64
+    assert tags["SUPER_RESOLVED"] == "YES" and tags["SR_WEIGHTS"] == "landsat" and tags["SR_MODEL"] == "dganet"
+    assert tags["SR_SCALE"] == "4" and tags["SR_ISE_ITERATIONS"] == "2"
+    [used] = loaded
+    assert tags["SR_WEIGHTS_FILE"] == used.name == "dganet_x4_landsat.safetensors"
+    # the hash of the file's tensors as the loader computes it, not the number the file records
+    assert tags["SR_WEIGHTS_TENSOR_SHA256"] == weights.tensor_hash(load_file(str(used)))
     assert tags["TIFFTAG_SOFTWARE"].startswith("Raster Super-Resolution ")

@@ -1,4 +1,4 @@
-"""The PyTorch installer's choices: which build, which interpreter, which pip arguments."""
+"""The PyTorch installer's choices: which build, which interpreter, which pip arguments, and what pip does with them."""
 import os
 import sys
 from pathlib import Path
@@ -71,3 +71,57 @@ def test_pip_errors_come_down_to_one_line():
           "ERROR: No matching distribution found for torch\n"
     assert ti.last_error(log) == "ERROR: Could not find a version that satisfies the requirement torch"
     assert ti.last_error("Killed\n") == "Killed"
+
+
+def _wheel(folder, name, version, requires=()):
+    """A minimal pure-Python wheel of package ``name`` (an empty ``__init__.py``) requiring ``requires``."""
+    import base64
+    import hashlib
+    import zipfile
+    info = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {f"{name}/__init__.py": b"", f"{info}/METADATA": meta.encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+                     f"{len(d)}\n" for p, d in files.items())
+    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as z:
+        for arc, data in files.items():
+            z.writestr(arc, data)
+
+
+def test_pip_installs_into_the_profiles_folder_with_qgiss_own_numpy(tmp_path):
+    """The dialog's pip command, run offline by real pip: into the profile's package folder, numpy pinned.
+
+    The command is composed as ``ui/torch_install_dialog.py`` composes it
+    (``deps_dir``, ``numpy_constraint`` beside it, ``pip_arguments``). The
+    stand-in torch requires numpy and the folder offers QGIS's version and a
+    newer one: unpinned, pip would take the newer, a second numpy.
+    """
+    import subprocess
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "torch", ti.TORCH_VERSION, ["numpy"])
+    _wheel(wheels, "safetensors", "0.0.1")
+    for version in (np.__version__, "99.0"):
+        _wheel(wheels, "numpy", version)
+    profile = tmp_path / "profile"
+    target = torch_env.deps_dir(profile)
+    assert target == profile / "raster_super_resolution_deps" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    constraints = ti.numpy_constraint(target.parent)
+    assert constraints.parent == profile / "raster_super_resolution_deps"
+    assert constraints.read_text() == f"numpy=={np.__version__}\n"
+    variant = ti.folder_variant(str(wheels))
+    args = ti.pip_arguments(target, variant, constraints)
+    assert args[args.index("--target") + 1] == str(target)
+    assert args[args.index("--constraint") + 1] == str(constraints)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(variant.env)
+    out = subprocess.run([sys.executable, "-m", "pip"] + args, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    installed = {p.name for p in target.glob("*.dist-info")}
+    # torch and safetensors, and no numpy but QGIS's own version (unpinned: numpy-99.0)
+    assert installed - {f"numpy-{np.__version__}.dist-info"} == \
+        {f"torch-{ti.TORCH_VERSION}.dist-info", "safetensors-0.0.1.dist-info"}, installed
+    assert (target / "torch" / "__init__.py").is_file()
