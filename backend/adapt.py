@@ -144,7 +144,7 @@ def read_pairs(reader, region, nodata, side_lr: int, scale: int, seed: int = ADA
     pool = pool or POOL
     rng = np.random.default_rng(seed)
     order, ny, nx = _cells(region, t, rng)
-    from .tiling import Window
+    from .window import Window
     want = max(1, min(MAX_HELD_OUT, int(round(HELD_OUT_FRACTION * ny * nx))))
     held, held_cells = [], np.zeros((ny + 1, nx + 1), bool)
     for cy, cx in order:

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .tiling import Window, sample_shape
+from .window import Window, sample_shape
 
 
 class ArrayReader:

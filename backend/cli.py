@@ -6,9 +6,12 @@ Ctrl-C leaves no partial output and exits 130.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -179,9 +182,65 @@ def _stop_on_ctrl_c() -> threading.Event:
     return stop
 
 
+def use_gdal_exceptions() -> None:
+    """Choose GDAL's exceptions for this program, as GDAL 3.13 asks and GDAL 4 will do anyway.
+
+    Without a choice GDAL 3.13 prints a ``FutureWarning`` on stderr beside the
+    one-line errors. This is the program's own setting, so it is global; the
+    backend's GDAL calls set it for themselves too (``raster_io.gdal_exceptions``).
+    """
+    try:
+        from osgeo import gdal, osr
+    except ImportError:   # reading a raster says what to install
+        return
+    osr.UseExceptions()   # GDAL 3.6 keeps osr's setting apart; first, so gdal's can still be undone
+    gdal.UseExceptions()
+
+
+@contextmanager
+def _c_stderr_held():
+    """Hold what C libraries print on stderr during a run; show it after, unless the run failed.
+
+    GDAL 3.13 lets libtiff print write errors (``_tiffWriteProc: No space
+    left on device.``) straight to stderr, beside the one-line error that
+    says so already. Python's own output (progress, warnings, errors) still
+    goes straight out. Nothing is held where stderr is no file.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):   # no stderr, or a stream without a file
+        yield
+        return
+    sys.stderr.flush()
+    real = os.dup(fd)
+    held = tempfile.TemporaryFile()
+    python_stderr = sys.stderr
+    sys.stderr = open(real, "w", buffering=1, closefd=False, errors="backslashreplace")
+    os.dup2(held.fileno(), fd)
+    show = True
+    try:
+        yield
+    except (SuperResError, Cancelled, KeyboardInterrupt):
+        show = False   # the one-line message says what went wrong
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, fd)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.close(real)
+        if show:
+            held.seek(0)
+            data = held.read()
+            while data:
+                data = data[os.write(fd, data):]
+        held.close()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    use_gdal_exceptions()
     try:
         if args.command == "superresolve":
             from .job import SuperResolveJob, run_job
@@ -194,7 +253,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             previous = signal.getsignal(signal.SIGINT)
             stop = _stop_on_ctrl_c()
             try:
-                run_job(job, progress=_progress_bar(), is_cancelled=stop.is_set, log=print)
+                with _c_stderr_held():
+                    run_job(job, progress=_progress_bar(), is_cancelled=stop.is_set, log=print)
             except Cancelled:
                 if stop.is_set():
                     raise KeyboardInterrupt from None

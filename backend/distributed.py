@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .errors import Cancelled, SuperResError
-from .tiling import Progress, Tile, Window
+from .tiling import Progress, Tile
+from .window import Window
 
 #: The folder that holds ``backend/`` (workers import it from there).
 ROOT = str(Path(__file__).resolve().parent.parent)

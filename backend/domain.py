@@ -77,7 +77,8 @@ def check_input(path: str, bands: Optional[List[int]], model: str, scale: int,
 
     The first item is "" for baselines and models without weights at ``scale``.
     """
-    from .job import RGB_INTERP, gdal_type_name
+    from .encoding import gdal_type_name
+    from .job import RGB_INTERP
     from .raster_io import read_info
     spec = get_model(model)
     info = read_info(path)

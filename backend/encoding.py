@@ -6,6 +6,15 @@ from typing import Optional, Sequence
 import numpy as np
 
 
+_GDAL_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+               "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+
+
+def gdal_type_name(dtype) -> str:
+    """GDAL's name for a numpy data type (without importing GDAL)."""
+    return _GDAL_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
 def type_range(dtype: np.dtype):
     """The (min, max) a numpy dtype can hold."""
     dtype = np.dtype(dtype)

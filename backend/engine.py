@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .encoding import gdal_type_name
 from .errors import SuperResError
 from .normalise import BandStats
 from .registry import ModelSpec, get_model, get_weight_set, resolve_weight_set
@@ -81,6 +82,8 @@ def resolve_path(requested: Optional[str], device: str) -> Tuple[str, bool, str]
     requested = (requested or "auto").lower()
     if requested == "auto":
         requested = os.environ.get(PRECISION_ENV, "auto").lower() or "auto"
+    if requested == "fp32+cl":   # a path already chosen, handed to Dask workers (``fixed_precision``)
+        return "fp32", True, "fp32+cl"
     if requested not in PRECISIONS:
         raise SuperResError(f"Unknown precision '{requested}': use {', '.join(PRECISIONS)}.")
     if requested == "fp32":
@@ -410,6 +413,17 @@ def engine_config(model: str, scale: int, stats: BandStats, n_bands: int, rgb: b
                         tuple(None if v is None else float(v) for v in nodata) or (None,) * n_bands, **kw)
 
 
+def fixed_precision(engine: Engine) -> str:
+    """The path ``engine`` runs, as a ``precision`` that builds the same anywhere (no new measure).
+
+    Dask workers must compute what this machine would: a worker measuring for
+    itself (another CPU, one thread) could pick another path and other pixels.
+    """
+    if engine.precision == "bf16":
+        return "bf16"
+    return "fp32+cl" if engine.channels_last else "fp32"
+
+
 def build_engine(config: EngineConfig) -> Engine:
     """Load what ``config`` needs and return a ready engine.
 
@@ -439,7 +453,7 @@ def build_engine(config: EngineConfig) -> Engine:
                       config.ise_kernel or "bicubic", **common)
     require_torch(f"Model '{spec.name}'")
     chosen, choice = resolve_weight_set(spec, config.scale, config.weights, config.pixel_size_m,
-                                        _gdal_name(config.dtype))
+                                        gdal_type_name(config.dtype))
     net_bands = get_weight_set(chosen).bands
     from .weights import load_weights
     net = spec.build(net_bands, config.scale)
@@ -456,11 +470,6 @@ def build_engine(config: EngineConfig) -> Engine:
     return Engine(spec, config.scale, config.stats, device, config.ise_iterations, kernel, net,
                   per_pass, meta, chosen, net_bands, choice, config.self_ensemble, precision,
                   channels_last=channels_last, precision_note=note, **common)
-
-
-def _gdal_name(dtype_name: str) -> str:
-    from .job import gdal_type_name
-    return gdal_type_name(dtype_name)
 
 
 def tile_size_for(engine: Engine, margin: int, budget_bytes: int, overhead: float = 0.15,

@@ -87,7 +87,7 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
         if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
             raise SuperResError(f"The HR raster must be at least {scale} times the LR raster's size.")
         hr = hr[..., :lr.shape[-2] * scale, :lr.shape[-1] * scale]
-    from .job import gdal_type_name
+    from .encoding import gdal_type_name
     rows = []
     for model in models:
         chosen = ""
@@ -128,13 +128,19 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
 
 def gdalwarp_cubic(lr: np.ndarray, scale: int) -> np.ndarray:
     """``gdalwarp -r cubic`` of a (C, h, w) array to (C, h*s, w*s), in its data type."""
-    from osgeo import gdal, gdal_array
+    from osgeo import gdal_array
+    from .raster_io import gdal_exceptions
     c, h, w = lr.shape
-    src = gdal_array.OpenArray(np.ascontiguousarray(lr))
-    src.SetGeoTransform((0.0, float(scale), 0.0, 0.0, 0.0, -float(scale)))
-    dst = gdal.Warp("", src, format="MEM", width=w * scale, height=h * scale,
-                    outputBounds=(0.0, -h * scale, w * scale, 0.0), resampleAlg="cubic")
-    out = dst.ReadAsArray()
+    with gdal_exceptions() as gdal:
+        try:
+            src = gdal_array.OpenArray(np.ascontiguousarray(lr))
+            src.SetGeoTransform((0.0, float(scale), 0.0, 0.0, 0.0, -float(scale)))
+            dst = gdal.Warp("", src, format="MEM", width=w * scale, height=h * scale,
+                            outputBounds=(0.0, -h * scale, w * scale, 0.0), resampleAlg="cubic")
+            out = dst.ReadAsArray()
+        except RuntimeError as exc:
+            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise SuperResError(f"GDAL's cubic warp ({GDALWARP_CUBIC}) failed: {message}.") from None
     return out.reshape(c, h * scale, w * scale)
 
 
@@ -155,7 +161,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
     ``adapt`` lists adaptation step counts for the networks (``evaluate_array``).
     """
     from .raster_io import GdalReader, GdalWriter, read_info
-    from .tiling import Window
+    from .window import Window
     info = read_info(path)
     for model in models:
         if model != GDALWARP_CUBIC:
@@ -175,7 +181,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
         gt = (x0 + win.x * pw, pw, 0.0, y0 + win.y * ph, 0.0, ph)
         band_infos = [info.bands[b - 1] for b in bands]
 
-        def keep(model, n, sr):
+        def write_sr(model, n, sr):
             """Write one SR result beside the report."""
             out = Path(sr_folder) / f"{model}_ise{n}_x{scale}.tif"
             writer = GdalWriter(str(out), sr.shape[2], sr.shape[1], gt, info.crs_wkt, info.gdal_type,
@@ -186,6 +192,7 @@ def evaluate_file(path: str, scale: int, models: Sequence[str], ise_list: Sequen
             except BaseException:
                 writer.abort()
                 raise
+        keep = write_sr
     lr = None
     if lr_path:
         lr_info = read_info(lr_path)

@@ -6,6 +6,7 @@ dialog, the CLI) fills in; ``run_job`` does the work on files with GDAL and
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -17,11 +18,13 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .allocator import retained_heap
-from .engine import Engine, build_engine, engine_config, tile_size_for
+from .engine import Engine, build_engine, engine_config, fixed_precision, tile_size_for
+from .encoding import gdal_type_name
 from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
 from .registry import check_scale, get_model
-from .tiling import Window, plan_tiles, run_tiles
+from .tiling import plan_tiles, run_tiles
+from .window import Window
 from .torch_support import require_torch, resolve_device, torch
 
 #: ``tile_size`` None (or 0): chosen per run by ``choose_tiling``.
@@ -131,15 +134,6 @@ def _check_common(model: str, scale: int, ise_iterations: int, tile_size: Option
         raise SuperResError(f"ADAPT_STEPS needs a network; '{spec.name}' has nothing to adapt "
                             "(use ADAPT_STEPS 0).")
     return spec
-
-
-_GDAL_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
-               "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}
-
-
-def gdal_type_name(dtype) -> str:
-    """GDAL's name for a numpy data type (without importing GDAL)."""
-    return _GDAL_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
 
 
 def _check_bands(bands: Optional[Sequence[int]], count: int) -> List[int]:
@@ -269,6 +263,8 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
             + (f", {tiling.batch_size} per batch" if tiling.batch_size > 1 else ""))
     if dask:
         from .distributed import run_tiles_dask
+        # the workers run the path chosen here, not one they would measure for themselves
+        config = dataclasses.replace(config, precision=fixed_precision(engine))
         run_tiles_dask(dask, config, input_path, list(bands or []), reader.nodata, writer, tiles,
                        tiling, progress, is_cancelled, log)
     else:

@@ -8,7 +8,6 @@ engine to a writer thread, with bounded queues between them.
 """
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -21,20 +20,7 @@ from .engine import FILL_ITERATIONS, Engine
 from .errors import Cancelled, SuperResError
 from .normalise import denormalise, fill_invalid, normalise, valid_mask
 from .torch_support import torch
-
-
-@dataclass(frozen=True)
-class Window:
-    """A pixel window: column ``x``, row ``y``, width ``w``, height ``h``."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def scaled(self, s: int) -> "Window":
-        """The same ground area on a grid ``s`` times finer."""
-        return Window(self.x * s, self.y * s, self.w * s, self.h * s)
+from .window import Window
 
 
 @dataclass(frozen=True)
@@ -82,12 +68,6 @@ class Writer(Protocol):
     def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
         """Store (C, h, w) output values at the HR ``window``; ``valid`` is the
         (C, h/s, w/s) validity of the input pixels behind them."""
-
-
-def sample_shape(window: Window, max_pixels: int) -> Tuple[int, int]:
-    """Buffer size of a statistics sample: the window, decimated by one whole factor."""
-    step = max(1, math.ceil(math.sqrt(window.w * window.h / max_pixels)))
-    return max(1, window.w // step), max(1, window.h // step)
 
 
 def plan_tiles(region: Window, raster_w: int, raster_h: int, tile_size: int,

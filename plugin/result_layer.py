@@ -105,10 +105,15 @@ def apply_look(look: Optional[LayerLook], target: QgsRasterLayer, bands: Optiona
 
 
 def provenance_of(target: QgsRasterLayer) -> Dict[str, str]:
-    """The output file's provenance tags (GDAL dataset metadata), empty if none."""
-    from osgeo import gdal
-    ds = gdal.OpenEx(target.source().split("|")[0], gdal.OF_RASTER | gdal.OF_READONLY)
-    meta = ds.GetMetadata() if ds is not None else {}
+    """The output file's provenance tags (GDAL dataset metadata), empty if none or unreadable."""
+    from ..backend.raster_io import gdal_exceptions
+    with gdal_exceptions() as gdal:   # this call's own mode: QGIS and other plugins keep theirs
+        try:
+            ds = gdal.OpenEx(target.source().split("|")[0], gdal.OF_RASTER | gdal.OF_READONLY)
+            meta = ds.GetMetadata() or {}
+        except RuntimeError:   # not a file GDAL can open (moved, deleted, a web layer)
+            meta = {}
+        ds = None
     return {k: v for k, v in meta.items() if k.startswith("SR_") or k == "SUPER_RESOLVED"}
 
 

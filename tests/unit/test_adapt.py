@@ -10,7 +10,7 @@ from backend.engine import build_engine, engine_config
 from backend.errors import SuperResError
 from backend.job import SuperResolveJob, run_job, super_resolve_array
 from backend.normalise import compute_stats, valid_mask
-from backend.tiling import Window
+from backend.window import Window
 from helpers import AERIAL, LANDSAT, read, write_raster
 
 

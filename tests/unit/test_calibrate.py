@@ -121,3 +121,20 @@ def test_native_bf16_comes_from_the_cpu_flags(monkeypatch, flags, native):
     monkeypatch.setattr(engine_mod, "_cpu_flags", lambda: set(flags.split()))
     monkeypatch.setattr(engine_mod.platform, "machine", lambda: "x86_64")
     assert engine_mod.bf16_supported("cpu") is native
+
+
+@pytest.mark.parametrize("speeds", [EMULATED_BF16, NATIVE_BF16, {"fp32": 1.2, "fp32+cl": 0.8, "bf16": 0.5}])
+def test_dask_workers_get_the_path_chosen_here(monkeypatch, speeds):
+    """A worker builds the client's path from its config and measures nothing (its own CPU could differ)."""
+    from backend.engine import build_engine, engine_config, fixed_precision
+    from backend.normalise import BandStats
+    monkeypatch.setattr(cal, "measure", fake(speeds))
+    stats = BandStats((0.0,) * 3, (255.0,) * 3)
+    here = build_engine(engine_config("dganet", 2, stats, 3, True, "uint8"))
+
+    def refuse(device, paths):
+        raise AssertionError("a worker measured")
+    monkeypatch.setattr(cal, "measure", refuse)
+    monkeypatch.setenv(cal.CACHE_ENV, "/nonexistent/elsewhere")
+    there = build_engine(engine_config("dganet", 2, stats, 3, True, "uint8", precision=fixed_precision(here)))
+    assert (there.precision, there.channels_last) == (here.precision, here.channels_last)

@@ -112,7 +112,8 @@ def test_uint16_travels_without_widening():
 def test_torch_tile_equals_the_numpy_path_with_nodata():
     """The whole tile function, device side against the numpy path used without torch."""
     from backend.engine import build_engine, engine_config
-    from backend.tiling import Window, _numpy_tile, plan_tiles, super_resolve_tile
+    from backend.tiling import _numpy_tile, plan_tiles, super_resolve_tile
+    from backend.window import Window
     from helpers import AERIAL
     img = read(AERIAL)[:, :60, :60].copy()
     img[:, 20:30, 25:45] = 255                      # a hole next to strong texture

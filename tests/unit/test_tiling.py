@@ -14,7 +14,8 @@ from osgeo import gdal
 
 from backend.job import SuperResolveJob, run_job
 from backend.registry import get_model
-from backend.tiling import Window, plan_tiles, run_tiles
+from backend.tiling import plan_tiles, run_tiles
+from backend.window import Window
 from helpers import AERIAL, LANDSAT, mosaic, read, write_raster
 
 
@@ -190,7 +191,7 @@ def test_automatic_tile_size_bounds_margins_and_memory(monkeypatch, ise):
     from backend import job as job_mod
     from backend.engine import build_engine, engine_config
     from backend.normalise import compute_stats, valid_mask
-    from backend.tiling import Window
+    from backend.window import Window
     img = read(AERIAL)
     stats = compute_stats(img, valid_mask(img, (None,) * 3), True)
     engine = build_engine(engine_config("dganet", 4, stats, 3, True, img.dtype, device="cpu",
