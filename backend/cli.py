@@ -176,7 +176,7 @@ def _stop_on_ctrl_c() -> threading.Event:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nInterrupted: stopping before the next tile (Ctrl-C again to stop now).",
+        print("\nInterrupted: stopping at the next layer of the network (Ctrl-C again to stop now).",
               file=sys.stderr, flush=True)
     signal.signal(signal.SIGINT, handler)
     return stop

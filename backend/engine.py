@@ -249,25 +249,37 @@ class Engine:
 
     # --- inference -----------------------------------------------------------------
 
-    def infer_batch(self, x, valid=None, partial=None):
+    def infer_batch(self, x, valid=None, partial=None, is_cancelled=None):
         """Super-resolve a normalised (N, C, h, w) float32 batch on the device.
 
         ``valid`` (N, C, h, w) marks real input pixels; ISE back-projects only
         their errors, never those of gap-filled pixels. Returns (N, C, h*s,
         w*s) float32. A 1-band set (or grey through the RGB set) runs the
         bands as one batch of single-band images. ``partial(fraction)``, if
-        given, hears how far a network that works in strips has got.
+        given, hears how far the network has got. ``is_cancelled()`` is asked
+        before each layer of the network and before ISE (``cancel.watch``).
         """
         n, c, h, w = x.shape
         if self.bands_per_pass != 3:
             x = x.reshape(n * c, 1, h, w)
             valid = None if valid is None else valid.reshape(n * c, 1, h, w)
-        with torch.inference_mode(), _progress_hook(self.net, partial):
+        from .cancel import check, watch
+        strips = getattr(self.net, "progress_hook", False) is not False
+        with torch.inference_mode(), _progress_hook(self.net, partial if strips else None), \
+                watch(self.net, is_cancelled, None if strips or partial is None or self.net is None
+                      else self._layer_progress(partial)):
             sr = self._forward(x).float()
             if self.ise_iterations:
+                check(is_cancelled, "inside a tile, before ISE")
                 sr = ise_lr(sr, x, self.scale, self.ise_iterations, self.ise_kernel,
                             None if valid is None else valid.to(sr.dtype))
         return sr.reshape(n, c, h * self.scale, w * self.scale)
+
+    def _layer_progress(self, partial):
+        """Progress inside a tile for a network without strips: layers run out of layers per pass."""
+        from .cancel import leaf_modules
+        per_pass = max(1, len(leaf_modules(self.net))) * (8 if self.self_ensemble else 1)
+        return lambda count: partial(min(0.99, count / per_pass))
 
     def infer(self, norm: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
         """Super-resolve one normalised (C, h, w) numpy array to (C, h*s, w*s) float32.

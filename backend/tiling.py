@@ -143,7 +143,8 @@ def super_resolve_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileRe
 
 def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[np.ndarray],
                         all_valid: Optional[Sequence[Optional[bool]]] = None,
-                        partial: Optional[Callable[[float], None]] = None) -> List[TileResult]:
+                        partial: Optional[Callable[[float], None]] = None,
+                        is_cancelled: Optional[Callable[[], bool]] = None) -> List[TileResult]:
     """Super-resolve tiles of one padded shape as one batch; pure, like ``super_resolve_tile``.
 
     On the device: validity, normalisation, nodata filling and padding; the
@@ -152,7 +153,8 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[
     come back. Without torch (interpolation baselines) numpy does the same.
     ``all_valid`` says, per tile, whether the reader found every pixel valid
     (None: find out on the device); ``partial(fraction)`` hears how far the
-    network is through the batch.
+    network is through the batch; ``is_cancelled()`` is asked before each of
+    the network's layers (a cancel lands within one layer, not one tile).
     """
     if torch is None:
         return [_numpy_tile(engine, t, v) for t, v in zip(tiles, values)]
@@ -171,7 +173,7 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[
         xs.append(ops.symmetric_pad(norm, pads))
         ms.append(ops.symmetric_pad(valid, pads))
         valids.append(valid)
-    sr = engine.infer_batch(torch.stack(xs), torch.stack(ms), partial)
+    sr = engine.infer_batch(torch.stack(xs), torch.stack(ms), partial, is_cancelled)
     s = engine.scale
     results = []
     for i, tile in enumerate(tiles):
@@ -383,7 +385,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
     most ``queue_depth`` tiles waiting on either side, so memory stays
     bounded by the tile size. Up to ``batch_size`` tiles of one padded shape
     go through the network together. Cancellation is checked before every
-    tile; a read error names the tile and its window; a batch or tile that
+    tile and, inside one, before each layer of the network; a read error names the tile and its window; a batch or tile that
     runs out of (GPU) memory is retried in smaller pieces, with the same pixels.
     ``trim`` pixels of margin are dropped from tiles without nodata (``trim_margin``).
     """
@@ -438,7 +440,7 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
     def flush_batch() -> None:
         nonlocal batch, done
         tiles_now = [item[0] for item in batch]
-        results = _run_batch(engine, batch, log, lambda part: tracker.partial(tiles_now, part))
+        results = _run_batch(engine, batch, log, lambda part: tracker.partial(tiles_now, part), is_cancelled)
         if not _put(write_q, results, stop):
             raise errors[0] if errors else Cancelled("Stopped.")
         done += len(batch)
@@ -517,18 +519,18 @@ def split_tile(tile: Tile) -> List[Tile]:
 
 
 def _run_batch(engine: Engine, batch: List[Tuple[Tile, np.ndarray, bool]], log,
-               partial=None) -> List[TileResult]:
+               partial=None, is_cancelled=None) -> List[TileResult]:
     """One batch; out of memory, each tile on its own, then in quarters."""
     try:
         return super_resolve_tiles(engine, [b[0] for b in batch], [b[1] for b in batch],
-                                   [b[2] for b in batch], partial)
+                                   [b[2] for b in batch], partial, is_cancelled)
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise
     _free_device_memory(engine)
     results = []
     for tile, values, _ok in batch:
-        results += _with_backoff(engine, tile, values, log, retry=len(batch) > 1)
+        results += _with_backoff(engine, tile, values, log, retry=len(batch) > 1, is_cancelled=is_cancelled)
     return results
 
 
@@ -537,10 +539,11 @@ def _free_device_memory(engine: Engine) -> None:
         torch.cuda.empty_cache()
 
 
-def _with_backoff(engine: Engine, tile: Tile, values: np.ndarray, log, retry: bool = False):
+def _with_backoff(engine: Engine, tile: Tile, values: np.ndarray, log, retry: bool = False,
+                  is_cancelled=None):
     if retry:
         try:
-            return [super_resolve_tile(engine, tile, values)]
+            return super_resolve_tiles(engine, [tile], [values], is_cancelled=is_cancelled)
         except RuntimeError as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -557,5 +560,5 @@ def _with_backoff(engine: Engine, tile: Tile, values: np.ndarray, log, retry: bo
         sub = values[:, r.y - tile.read.y:r.y - tile.read.y + r.h, r.x - tile.read.x:r.x - tile.read.x + r.w]
         if hasattr(values, "superres_dtype"):   # a pinned tensor's view keeps its true type
             sub.superres_dtype = values.superres_dtype
-        results += _with_backoff(engine, part, sub, log, retry=True)
+        results += _with_backoff(engine, part, sub, log, retry=True, is_cancelled=is_cancelled)
     return results

@@ -51,3 +51,75 @@ def test_progress_moves_within_a_single_tile(tmp_path):
     res = run_job(SuperResolveJob(str(AERIAL), str(tmp_path / "o.tif"), "dganet", 4, 5), progress=seen.append)
     assert res.tiles == 1
     assert len(seen) >= 4 and seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 0.5
+
+
+# --- cancel inside a tile ---------------------------------------------------------------
+
+NETWORKS = ["dganet", "dganet_large", "gpsr", "degan", "rcan"]
+
+
+class CountingCancel:
+    """``is_cancelled`` that says yes from the ``at``-th question asked inside the network on.
+
+    It counts every question, and those a layer asks (``cancel.watch``)
+    apart: a batch of small tiles asks once per tile before the network starts.
+    """
+
+    def __init__(self, at=None):
+        self.at, self.calls, self.in_layers, self.after = at, 0, 0, 0
+
+    def __call__(self):
+        import sys
+        self.calls += 1
+        self.in_layers += sys._getframe(1).f_code.co_name == "_hook"
+        if self.at is not None and self.in_layers >= self.at:
+            self.after += 1
+            return True
+        return False
+
+
+@pytest.mark.parametrize("model", NETWORKS)
+def test_cancel_lands_inside_one_large_tile(tmp_path, model):
+    """One 128^2 tile: the cancel is seen at the 12th layer, and no layer runs after it."""
+    from helpers import AERIAL
+    asked = CountingCancel(at=12)
+    job = SuperResolveJob(str(AERIAL), str(tmp_path / "o.tif"), model, 4, 5, tile_size=1024)
+    with pytest.raises(Cancelled, match="inside a tile"):
+        run_job(job, is_cancelled=asked)
+    assert asked.after == 1          # asked once more would mean a layer ran after the cancel
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model", NETWORKS)
+def test_every_layer_asks_before_it_runs(model):
+    """The latency unit is one layer: a tile asks at least once per layer the network has, per pass."""
+    from backend.cancel import leaf_modules
+    from backend.engine import build_engine, engine_config
+    from backend.normalise import BandStats
+    from backend.tiling import super_resolve_tiles
+    from backend.window import Window
+    from backend.tiling import Tile
+    import numpy as np
+    engine = build_engine(engine_config(model, 4, BandStats((0.0,) * 3, (255.0,) * 3), 3, True, "uint8",
+                                        ise_iterations=2))
+    side = engine.fixed_tile or 40
+    tile = Tile(0, Window(0, 0, side, side), Window(0, 0, side, side), Window(0, 0, side, side), 0)
+    values = np.random.default_rng(0).integers(0, 255, (3, side, side), dtype=np.uint8)
+    ran = []
+    handles = [m.register_forward_hook(lambda *a: ran.append(1)) for m in leaf_modules(engine.net)]
+    asked = CountingCancel()
+    super_resolve_tiles(engine, [tile], [values], is_cancelled=asked)
+    for h in handles:
+        h.remove()
+    # each layer that ran asked first; and once more before ISE
+    assert asked.in_layers == len(ran) > 10 and asked.calls == asked.in_layers + 1, (asked.calls, len(ran))
+
+
+def test_progress_moves_inside_a_tile_without_strips(tmp_path):
+    """gpsr has no strips of its own: its layers move the progress within its one tile."""
+    from helpers import AERIAL
+    seen = []
+    res = run_job(SuperResolveJob(str(AERIAL), str(tmp_path / "o.tif"), "gpsr", 4, 0), progress=seen.append)
+    assert res.tiles == 1
+    inside = [f for f in seen if 0 < f < 1]
+    assert len(inside) >= 10 and seen == sorted(seen) and seen[-1] == 1.0

@@ -13,11 +13,11 @@ def test_oom_backs_off_with_identical_output(tmp_path, monkeypatch):
     real = Engine.infer_batch
     sizes = []
 
-    def small_gpu(self, norm, valid=None, partial=None):
+    def small_gpu(self, norm, valid=None, partial=None, is_cancelled=None):
         sizes.append(norm.shape[-1] * norm.shape[-2])
         if norm.shape[-1] * norm.shape[-2] > 70 * 70:   # pretend a "GPU" too small for big tiles
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, norm, valid, partial)
+        return real(self, norm, valid, partial, is_cancelled)
 
     monkeypatch.setattr(Engine, "infer_batch", small_gpu)
     out, log = tmp_path / "oom.tif", []

@@ -162,7 +162,7 @@ def test_window_dependent_network_always_runs_on_its_window():
     engine, img = _untrained_engine("degan", net, h=30, w=40)
     seen = []
     real = engine.infer_batch
-    engine.infer_batch = lambda x, valid=None, partial=None: seen.append(tuple(x.shape[-2:])) or real(x, valid)
+    engine.infer_batch = lambda x, valid=None, *rest: seen.append(tuple(x.shape[-2:])) or real(x, valid, *rest)
     a, tiling, tiles = _run_engine(engine, img, None)
     b, _, _ = _run_engine(engine, img, 24)
     np.testing.assert_array_equal(a, b)
