@@ -218,20 +218,22 @@ def _to_numpy(x, dtype) -> np.ndarray:
     return x.to(torch_dtype(dtype)).cpu().numpy()
 
 
-def local_range(norm, valid, radius: int):
+def local_range(values, valid, radius: int):
     """Per band, the min and max of the valid pixels within ``radius`` of each pixel,
     and which valid pixels have an invalid one within ``radius`` ("near nodata").
 
+    ``values`` are (C, h, w) floats in a type that holds the data exactly (the
+    raw values in the compute type), so the min and max are the data's own.
     Neighbourhoods are cut at the array's edges (a tile's margin covers ``radius``).
     """
     import torch.nn.functional as F
     k = 2 * radius + 1
-    big = torch.finfo(norm.dtype).max
-    x = norm[:, None]
+    big = torch.finfo(values.dtype).max
+    x = values[:, None]
     v = valid[:, None]
     hi = F.max_pool2d(torch.where(v, x, -big), k, 1, radius)[:, 0]
     lo = -F.max_pool2d(torch.where(v, -x, -big), k, 1, radius)[:, 0]
-    near = F.max_pool2d((~v).to(norm.dtype), k, 1, radius)[:, 0] > 0
+    near = F.max_pool2d((~v).to(values.dtype), k, 1, radius)[:, 0] > 0
     return lo, hi, near & valid
 
 

@@ -166,8 +166,9 @@ def super_resolve_tiles(engine: Engine, tiles: Sequence[Tile], values: Sequence[
         valid = ops.valid_mask(raw, engine.nodata)
         ok = all_valid[i] if all_valid is not None and all_valid[i] is not None else bool(valid.all())
         norm = ops.normalise(raw, low, span, engine.compute)
-        # next to nodata, the range of the valid input around each pixel (no halo)
-        ranges.append(None if ok else ops.local_range(norm, valid, HALO_RADIUS))
+        # next to nodata, the bounds from the valid input around each pixel (no halo)
+        ranges.append(None if ok else halo_limits(ops.local_range(raw.to(engine.compute), valid, HALO_RADIUS),
+                                                  engine.dtype, engine.nodata))
         norm = ops.fill_invalid(norm, valid, FILL_ITERATIONS, ok)
         pads = tile_pads(tile, engine.fixed_tile)
         xs.append(ops.symmetric_pad(norm, pads))
@@ -195,21 +196,49 @@ HALO_RADIUS = 2
 HALO_SLACK = 0.1
 
 
-def clamp_near_nodata(sr, lo, hi, near, scale: int):
+def halo_limits(ranges, dtype, nodata: Sequence):
+    """The clamp's bounds per LR pixel, from ``local_range``'s (lo, hi, near); numpy or torch.
+
+    The promise is ``[lo - HALO_SLACK * (hi - lo), hi + HALO_SLACK * (hi - lo)]``
+    in data units. ``lo`` and ``hi`` must be the data's own values in a
+    precision that holds them (never normalised float32: its rounding alone
+    put clamped pixels outside). The bounds are pulled in by 4 units in the
+    last place of the output's float type (more than the rounding of this
+    arithmetic and of the cast to the output), never past ``lo``/``hi``;
+    for integer outputs they are rounded inward to whole numbers, and a
+    top bound equal to nodata steps below it, so neither rounding nor
+    nodata's one-step move can leave them. Returns (low, high, near).
+    """
+    lo, hi, near = ranges
+    xp = np if isinstance(lo, np.ndarray) else torch
+    dtype = np.dtype(dtype)
+    lo, hi = xp.where(near, lo, 0.0), xp.where(near, hi, 0.0)    # far pixels: no overflow
+    slack = (hi - lo) * HALO_SLACK
+    eps = max(float(xp.finfo(lo.dtype).eps), float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0)
+    nudge = 4 * eps * xp.maximum(xp.abs(lo), xp.abs(hi))
+    low = xp.minimum(lo, lo - slack + nudge)
+    high = xp.maximum(hi, hi + slack - nudge)
+    if dtype.kind in "iu":
+        low, high = xp.ceil(low), xp.floor(high)
+        for c, nd in enumerate(nodata):   # encode moves a value equal to nodata one step up
+            if nd is not None and not (isinstance(nd, float) and np.isnan(nd)):
+                high[c] = xp.where(high[c] == float(nd), high[c] - 1, high[c])
+    return low, high, near
+
+
+def clamp_near_nodata(values, low, high, near, scale: int):
     """Keep HR values over LR pixels near nodata within their neighbourhood's valid range.
 
     Next to a nodata hole the network and ISE see filled (invented) values
     and can ring far outside the data: dark and bright rims along every
     cloud mask. There, each output pixel is clipped to the min/max of the
     valid LR pixels within ``HALO_RADIUS``, widened by ``HALO_SLACK`` of that
-    range; everywhere else the output is untouched.
+    range (``halo_limits``); everywhere else the output is untouched.
+    ``values`` are de-normalised, in the precision of ``low``/``high``.
     """
     from .device_ops import upsample_mask
-    slack = (hi - lo) * HALO_SLACK
-    lo_hr = upsample_mask(lo - slack, scale).to(sr.dtype)
-    hi_hr = upsample_mask(hi + slack, scale).to(sr.dtype)
-    near_hr = upsample_mask(near, scale)
-    return torch.where(near_hr, torch.minimum(torch.maximum(sr, lo_hr), hi_hr), sr)
+    clipped = torch.minimum(torch.maximum(values, upsample_mask(low, scale)), upsample_mask(high, scale))
+    return torch.where(upsample_mask(near, scale), clipped, values)
 
 
 #: Output values per strip of post-processing: small enough to stay in the CPU's cache.
@@ -218,6 +247,8 @@ STRIP_VALUES = 400_000
 
 def _finish(engine: Engine, core, valid, near) -> np.ndarray:
     """De-normalise, keep the halo in check and encode a core, in strips of rows.
+
+    ``near`` is ``halo_limits``' answer, or None where the tile has no nodata.
 
     A chain of element-wise steps over a whole HR tile runs from memory;
     over a few rows at a time it runs from cache (about 3x faster on a CPU).
@@ -229,10 +260,11 @@ def _finish(engine: Engine, core, valid, near) -> np.ndarray:
     rows = max(1, STRIP_VALUES // max(1, c * w * s)) if core.device.type == "cpu" else h // s
     out = np.empty((c, h, w), dtype=engine.dtype)
     for y in range(0, h // s, rows):
-        part = core[:, y * s:(y + rows) * s]
+        # clamp after de-normalising: the bounds hold in the output's units, to the last bit
+        part = ops.denormalise(core[:, y * s:(y + rows) * s], low, span, engine.compute)
         if near is not None:
             part = clamp_near_nodata(part, *(a[:, y:y + rows] for a in near), s)
-        out[:, y * s:(y + rows) * s] = ops.encode(ops.denormalise(part, low, span, engine.compute),
+        out[:, y * s:(y + rows) * s] = ops.encode(part,
                                                   ops.upsample_mask(valid[:, y:y + rows], s),
                                                   engine.dtype, engine.nodata)
     return out
@@ -253,23 +285,22 @@ def _numpy_tile(engine: Engine, tile: Tile, values: np.ndarray) -> TileResult:
     lr_core = (slice(None), slice(c.y - r.y, c.y - r.y + c.h), slice(c.x - r.x, c.x - r.x + c.w))
     core_valid = valid[lr_core]
     up = lambda a: np.repeat(np.repeat(a, s, axis=1), s, axis=2)  # noqa: E731 - LR pixel to its s x s block
+    core = denormalise(core, engine.stats)
     if not valid.all():
-        lo, hi, near = (a[lr_core] for a in _numpy_local_range(raw_norm, valid, HALO_RADIUS))
-        with np.errstate(over="ignore", invalid="ignore"):   # pixels with no valid neighbour
-            slack = np.where(near, hi - lo, 0) * HALO_SLACK
-        core = np.where(up(near), np.clip(core, up(lo - slack), up(hi + slack)), core)
-    return TileResult(tile, encode(denormalise(core, engine.stats), up(core_valid), engine.dtype, engine.nodata),
-                      core_valid)
+        local = (a[lr_core] for a in _numpy_local_range(values.astype(np.float64), valid, HALO_RADIUS))
+        low, high, near = halo_limits(tuple(local), engine.dtype, engine.nodata)
+        core = np.where(up(near), np.clip(core, up(low), up(high)), core)
+    return TileResult(tile, encode(core, up(core_valid), engine.dtype, engine.nodata), core_valid)
 
 
-def _numpy_local_range(norm: np.ndarray, valid: np.ndarray, radius: int):
+def _numpy_local_range(values: np.ndarray, valid: np.ndarray, radius: int):
     """numpy's ``device_ops.local_range``: neighbourhood min/max of valid pixels, and "near nodata"."""
-    big = np.finfo(np.float32).max
+    big = np.finfo(values.dtype).max
     pad = ((0, 0), (radius, radius), (radius, radius))
-    hi_src = np.pad(np.where(valid, norm, -big).astype(np.float32), pad, constant_values=-big)
-    lo_src = np.pad(np.where(valid, norm, big).astype(np.float32), pad, constant_values=big)
+    hi_src = np.pad(np.where(valid, values, -big), pad, constant_values=-big)
+    lo_src = np.pad(np.where(valid, values, big), pad, constant_values=big)
     bad = np.pad(~valid, pad, constant_values=False)
-    h, w = norm.shape[-2:]
+    h, w = values.shape[-2:]
     k = 2 * radius + 1
     hi = np.max([hi_src[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], axis=0)
     lo = np.min([lo_src[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], axis=0)
