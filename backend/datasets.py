@@ -97,16 +97,19 @@ def pack(data_dir, out_path) -> Dict[str, Tuple[int, ...]]:
     (Landsat, Sentinel-2) are stacked blue, green, red.
     """
     from osgeo import gdal
+
+    from .raster_io import gdal_exceptions
     data_dir = Path(data_dir)
     arrays: Dict[str, np.ndarray] = {}
     stacks: Dict[str, list] = {}
     for f in FILES:
         if f.use != "train":
             continue
-        ds = gdal.Open(str(data_dir / f.local))
-        if ds is None:
-            raise FileNotFoundError(f"{data_dir / f.local}: run `make data` first")
-        arr = ds.ReadAsArray()
+        with gdal_exceptions():
+            try:
+                arr = gdal.Open(str(data_dir / f.local)).ReadAsArray()
+            except RuntimeError:
+                raise FileNotFoundError(f"{data_dir / f.local}: run `make data` first") from None
         arr = arr[None] if arr.ndim == 2 else arr
         if f.domain in STACKED:
             stacks.setdefault(f.domain, []).append(arr)

@@ -497,8 +497,13 @@ class GdalWriter:
 
     def _describe(self, gdal, geotransform, crs_wkt, bands, nodata, mask) -> None:
         if mask:  # an internal per-dataset mask: 255 where every band is valid
-            gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
-            self._ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+            # this thread only, and only for this call: inside QGIS a process-wide option reaches other code
+            previous = gdal.GetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+            gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+            try:
+                self._ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+            finally:
+                gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", previous)
             self._mask = self._ds.GetRasterBand(1).GetMaskBand()
         self._ds.SetGeoTransform(tuple(geotransform))
         if crs_wkt:

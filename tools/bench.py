@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from osgeo import gdal, osr  # noqa: E402
 
+gdal.UseExceptions()   # chosen, as GDAL 3.13 asks (else a FutureWarning) and GDAL 4 does anyway
+
 from backend.allocator import retained_heap  # noqa: E402
 from backend.engine import available_cores, bf16_supported  # noqa: E402
 from backend.job import SuperResolveJob, run_job  # noqa: E402

@@ -46,6 +46,7 @@ def seam_report(scale: int = 4) -> str:
     """Markdown lines of the measurement (needs the shipped ``degan`` weights)."""
     import torch
     from osgeo import gdal
+    gdal.UseExceptions()
     from backend.normalise import compute_stats
     from backend.registry import get_model
     from backend.resample import degrade

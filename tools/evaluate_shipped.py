@@ -48,6 +48,7 @@ COST_COLUMNS = ("parameters", "GFLOPs / output MP", "CPU s / output MP (1 thread
 def read_raster(path) -> np.ndarray:
     """(C, H, W) array of a raster file."""
     from osgeo import gdal
+    gdal.UseExceptions()
     arr = gdal.Open(str(path)).ReadAsArray()
     return arr[None] if arr.ndim == 2 else arr
 

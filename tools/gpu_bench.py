@@ -39,6 +39,7 @@ def read_sample() -> np.ndarray:
         arr = np.moveaxis(arr, -1, 0) if arr.shape[-1] in (3, 4) else arr
     except ImportError:
         from osgeo import gdal
+        gdal.UseExceptions()
         arr = gdal.Open(str(SAMPLE)).ReadAsArray()
     return np.ascontiguousarray(arr[:3]).astype(np.uint8)
 
