@@ -320,14 +320,16 @@ class _Failed:
         self.exc = exc
 
 
-def _put(q: "queue.Queue", item, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; True when it was put."""
+def _put(q: "queue.Queue", item, stop: threading.Event, give_up=None) -> bool:
+    """Put ``item`` unless ``stop`` is set first, or ``give_up()`` says so while the queue is full;
+    True when it was put."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
-            continue
+            if give_up is not None and give_up():
+                return False
     return False
 
 
@@ -455,6 +457,8 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
                 continue   # drain after a failure
             try:
                 for res in item:
+                    if stop.is_set():   # cancelled: a batch of many small tiles need not be written out
+                        break
                     writer.write(res.tile.out.scaled(engine.scale), res.values, res.valid)
             except BaseException as exc:   # noqa: B902 - reported by the compute thread
                 errors.append(exc)
@@ -472,8 +476,9 @@ def run_tiles(reader: Reader, writer: Writer, tiles: Sequence[Tile], engine: Eng
         nonlocal batch, done
         tiles_now = [item[0] for item in batch]
         results = _run_batch(engine, batch, log, lambda part: tracker.partial(tiles_now, part), is_cancelled)
-        if not _put(write_q, results, stop):
-            raise errors[0] if errors else Cancelled("Stopped.")
+        # a cancel while the writer is behind lands now, not when it has caught up
+        if not _put(write_q, results, stop, is_cancelled):
+            raise errors[0] if errors else Cancelled("Cancelled while the output was being written.")
         done += len(batch)
         tracker.report([item[0] for item in batch])
         batch = []

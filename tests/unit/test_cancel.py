@@ -123,3 +123,35 @@ def test_progress_moves_inside_a_tile_without_strips(tmp_path):
     assert res.tiles == 1
     inside = [f for f in seen if 0 < f < 1]
     assert len(inside) >= 10 and seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_cancel_does_not_wait_for_a_writer_that_is_behind():
+    """A batch of many small tiles (DEGAN's) goes to the writer at once: a cancel stops the writing too."""
+    import time
+    import numpy as np
+    from backend.arrays import ArrayReader, ArrayWriter
+    from backend.engine import build_engine, engine_config
+    from backend.normalise import BandStats
+    from backend.tiling import plan_tiles, run_tiles
+    from backend.window import Window
+    from helpers import read
+    img = read(LANDSAT)
+    engine = build_engine(engine_config("bicubic", 2, BandStats((0.0,) * 3, (1e4,) * 3), 3, False, img.dtype))
+    tiles = plan_tiles(Window(0, 0, 128, 128), 128, 128, 16, 4)            # 64 tiles, batches of 16
+    out = ArrayWriter((3, 256, 256), img.dtype)
+    written = []
+    real_write = out.write
+
+    def slow_write(*args):
+        time.sleep(0.2)
+        written.append(1)
+        real_write(*args)
+
+    out.write = slow_write
+
+    def is_cancelled():
+        return len(written) > 0          # once the writer has begun a batch of 16
+    with pytest.raises(Cancelled):
+        run_tiles(ArrayReader(img, [None] * 3), out, tiles, engine, is_cancelled=is_cancelled, batch_size=16)
+    assert len(written) <= 8, len(written)   # not the batch's 16, nor the queue's 32
+    assert np.count_nonzero(out.array) < out.array.size
