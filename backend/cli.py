@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="average the network over 8 flips and rotations (8x slower)")
     sr.add_argument("--no-zero-collar", action="store_true",
                     help="never treat a zero collar as nodata when none is declared")
+    sr.add_argument("--src-nodata", default="declared", metavar="declared|none|V[,V,...]",
+                    help="the input's nodata, as gdalwarp -srcnodata: declared (the file's own, default), "
+                         "none (every pixel is data, e.g. saturated highlights at 255), or one value for "
+                         "every band or one per band (a negative one as --src-nodata=-9999); the output "
+                         "declares the same")
     sr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                     help="auto: bf16 where the CPU or GPU computes it natively, else fp32")
     sr.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF with overviews")
@@ -249,7 +254,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   args.overlap, args.ise_kernel, args.overwrite, args.mask,
                                   "off" if args.no_zero_collar else "auto", args.weights,
                                   args.self_ensemble, args.precision, args.cog, args.dask,
-                                  adapt_steps=args.adapt_steps)
+                                  adapt_steps=args.adapt_steps, src_nodata=args.src_nodata)
             previous = signal.getsignal(signal.SIGINT)
             stop = _stop_on_ctrl_c()
             try:

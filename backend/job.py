@@ -23,6 +23,8 @@ from .encoding import gdal_type_name
 from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
 from .registry import check_scale, get_model
+from .src_nodata import (DECLARED, DECLARED_ORIGIN, OneNodataWriter, SrcNodata, dataset_nodata, needs_one_nodata,
+                         nodata_report, parse_src_nodata, resolve_src_nodata)
 from .tiling import plan_tiles, run_tiles
 from .window import Window
 from .torch_support import require_torch, resolve_device, torch
@@ -68,6 +70,11 @@ class SuperResolveJob:
         adapt_steps: image-specific adaptation (``backend.adapt``): fine-tune a
             copy of the network for this many steps on pairs made from the
             extent itself, before the first tile; 0 (the default) disables it.
+        src_nodata: the input's nodata, as GDAL's ``-srcnodata``: ``declared``
+            (the layer's own values, the default), ``none`` (every pixel is
+            data; no zero collar either), or one value for every band or one
+            per input band (a sequence, or text such as ``0,0,0``). The output
+            declares the same values (``backend.src_nodata``).
     """
 
     input_path: str
@@ -90,6 +97,7 @@ class SuperResolveJob:
     cog: bool = False
     dask: Optional[str] = None
     adapt_steps: int = 0
+    src_nodata: SrcNodata = DECLARED
 
 
 @dataclass
@@ -240,10 +248,18 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
          weights: str = "auto", pixel_size_m: Optional[float] = None, self_ensemble: bool = False,
          precision: str = "auto", dask: Optional[str] = None,
          input_path: Optional[str] = None,
-         bands: Optional[Sequence[int]] = None, adapt_steps: int = 0) -> Tuple[Engine, Tiling, int]:
+         bands: Optional[Sequence[int]] = None, adapt_steps: int = 0,
+         nodata_origin: str = "as given", nodata_declared: bool = False) -> Tuple[Engine, Tiling, int]:
     """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
-    stats = compute_stats(sample, valid_mask(sample, reader.nodata), np.dtype(dtype).kind in "iu")
+    valid = valid_mask(sample, reader.nodata)
+    stats = compute_stats(sample, valid, np.dtype(dtype).kind in "iu")
+    if log is not None:
+        # counted on the statistics sample: no extra pass over the raster
+        for line in nodata_report(sample, valid, reader.nodata, dtype, nodata_origin,
+                                  list(bands or range(1, sample.shape[0] + 1)),
+                                  sample.shape[1:] == (region.h, region.w), nodata_declared, scale):
+            log(line)
     config = engine_config(spec.name, scale, stats, sample.shape[0], rgb, dtype, reader.nodata,
                            device=device, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
                            weights=weights, pixel_size_m=pixel_size_m, self_ensemble=self_ensemble,
@@ -355,6 +371,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     say = log or (lambda _msg: None)
     spec = _check_common(job.model, job.scale, job.ise_iterations, job.tile_size, job.tile_overlap,
                          job.adapt_steps)
+    src_nodata = parse_src_nodata(job.src_nodata)
     if job.adapt_steps and job.dask:
         raise SuperResError("ADAPT_STEPS cannot run on a Dask scheduler: the adapted network exists "
                             "only in this process. Run without DASK_SCHEDULER, or with ADAPT_STEPS 0.")
@@ -385,12 +402,19 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     needed = output_bytes(region.w * s, region.h * s, len(bands), info.gdal_type)
     check_free_space(dst.parent, needed * (2 if job.cog else 1))
     rgb = tuple(b.color_interp for b in band_infos) == RGB_INTERP
-    reader = GdalReader(info, bands)
-    if (job.zero_collar == "auto" and info.dtype.kind in "iu"
+    nodata, origin = resolve_src_nodata(src_nodata, [b.nodata for b in info.bands], bands, info.dtype)
+    reader = GdalReader(info, bands, nodata)
+    # the collar rule guesses for files that declare nothing, not when the analyst has decided
+    if (job.zero_collar == "auto" and src_nodata == DECLARED and info.dtype.kind in "iu"
             and all(nd is None for nd in reader.nodata) and reader.has_zero_collar()):
-        reader.nodata = [0] * len(bands)
+        reader.nodata, origin = [0] * len(bands), "the zero collar"
         say("No nodata is declared, but zeros line the raster's edge (a scene collar): treating 0 "
             "as nodata, declared in the output.")
+    out_nodata = dataset_nodata(reader.nodata)
+    if needs_one_nodata(reader.nodata):
+        say(f"The bands' nodata differ ({', '.join('none' if v is None else f'{v:g}' for v in reader.nodata)}); "
+            f"a GeoTIFF declares one value for all its bands, so the output's nodata is {out_nodata:g} "
+            "in every band.")
     if not info.crs_wkt:
         say("Warning: the input has no CRS; the output has none either.")
     writer = None
@@ -402,16 +426,18 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
     try:
         tags = provenance(job, spec, info)
         writer = GdalWriter(str(dst), region.w * s, region.h * s, out_gt, info.crs_wkt,
-                            info.gdal_type, band_infos, reader.nodata, job.write_mask, job.cog,
+                            info.gdal_type, band_infos, [out_nodata] * len(bands), job.write_mask, job.cog,
                             metadata=tags, compress_threads=network_elsewhere(device, job.dask))
+        tiles_to = (OneNodataWriter(writer, reader.nodata, out_nodata, info.dtype)
+                    if needs_one_nodata(reader.nodata) else writer)
         engine, tiling, n_tiles = _run(
-            reader, writer, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
+            reader, tiles_to, region, raster_w=info.width, raster_h=info.height, dtype=info.dtype,
             spec=spec, scale=s, ise_iterations=job.ise_iterations, ise_kernel=job.ise_kernel,
             device=device, rgb=rgb, tile_size=job.tile_size, tile_overlap=job.tile_overlap,
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
             pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
             precision=job.precision, dask=job.dask, input_path=os.path.abspath(src), bands=bands,
-            adapt_steps=job.adapt_steps)
+            adapt_steps=job.adapt_steps, nodata_origin=origin, nodata_declared=origin == DECLARED_ORIGIN)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:

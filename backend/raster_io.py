@@ -237,12 +237,17 @@ def _describe_input(gdal, ds, path: str) -> RasterInfo:
 
 
 class GdalReader:
-    """Windowed reads of the selected bands (1-based) of a raster, read-only."""
+    """Windowed reads of the selected bands (1-based) of a raster, read-only.
 
-    def __init__(self, info: RasterInfo, bands: Sequence[int]):
+    ``nodata``, one per selected band (None: no nodata), replaces the values
+    the file declares (``SuperResolveJob.src_nodata``); None keeps them.
+    """
+
+    def __init__(self, info: RasterInfo, bands: Sequence[int],
+                 nodata: Optional[Sequence[Optional[float]]] = None):
         self.info = info
         self.bands = list(bands)
-        self.nodata = [info.bands[b - 1].nodata for b in self.bands]
+        self.nodata = list(nodata) if nodata is not None else [info.bands[b - 1].nodata for b in self.bands]
         with gdal_exceptions() as gdal:
             try:
                 self._ds = gdal.OpenEx(info.path, gdal.OF_RASTER | gdal.OF_READONLY)

@@ -19,6 +19,8 @@ class SuperResolveParameters:
         extent_crs: the extent's CRS as an auth id (e.g. ``EPSG:32617``).
         bands: 1-based input bands, or empty for all.
         device: ``auto``, ``cpu`` or ``cuda``.
+        nodata: the input's nodata: ``declared`` (the layer's own), ``none``,
+            or values such as ``0,0,0`` (the algorithm's ``NODATA``).
     """
 
     layer_id: str
@@ -30,6 +32,7 @@ class SuperResolveParameters:
     extent_crs: str = ""
     bands: List[int] = field(default_factory=list)
     device: str = "auto"
+    nodata: str = "declared"
 
     def processing_parameters(self) -> dict:
         """The algorithm's parameters (static-string enums passed as their values)."""
@@ -40,4 +43,6 @@ class SuperResolveParameters:
             params["EXTENT"] = f"{xmin!r},{xmax!r},{ymin!r},{ymax!r}" + (f" [{self.extent_crs}]" if self.extent_crs else "")
         if self.bands:
             params["BANDS"] = list(self.bands)
+        if self.nodata != "declared":
+            params["NODATA"] = self.nodata
         return params

@@ -111,13 +111,15 @@ class RunSettings:
     ise_iterations: int
     bands: List[int] = field(default_factory=list)
     device: str = "auto"
+    nodata: str = "declared"
 
     def job(self, output: str, extent=None, model: Optional[str] = None,
             ise: Optional[int] = None) -> SuperResolveJob:
         """A backend job writing ``output`` over ``extent`` (layer CRS)."""
         return SuperResolveJob(self.path, output, model=model or self.model, scale=self.scale,
                                ise_iterations=self.ise_iterations if ise is None else ise,
-                               extent=extent, bands=self.bands or None, device=self.device, overwrite=True)
+                               extent=extent, bands=self.bands or None, device=self.device, overwrite=True,
+                               src_nodata=self.nodata)
 
 
 def _tuple(rect: QgsRectangle):

@@ -51,6 +51,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     TILE_OVERLAP = "TILE_OVERLAP"
     ISE_KERNEL = "ISE_KERNEL"
+    NODATA = "NODATA"
     ZERO_COLLAR = "ZERO_COLLAR"
     WEIGHTS = "WEIGHTS"
     SELF_ENSEMBLE = "SELF_ENSEMBLE"
@@ -81,7 +82,8 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                 "<p>A model works best on imagery like the imagery it was trained on: similar pixel "
                 "size, sensor and data type.</p>"
                 "<p>ISE (image-specific enhancement) corrects the result a few times so that, "
-                "shrunk back, it matches the input. Nodata stays nodata. Runs on a CUDA GPU when "
+                "shrunk back, it matches the input. Nodata stays nodata: the layer's declared value, or "
+                "what Input nodata (advanced) says; none makes every pixel data. Runs on a CUDA GPU when "
                 "there is one, otherwise the CPU.</p>"
                 "<p>Research models (the loss-ablation arms) are compared in Evaluate "
                 "super-resolution.</p>")
@@ -161,10 +163,19 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
                                                 defaultValue=False),
                   "Average the network over the 8 flips and 90-degree rotations of the input: "
                   "slightly better, 8 times slower. Networks only.", advanced=True)
+        self._add(QgsProcessingParameterString(self.NODATA, "Input nodata", defaultValue="declared",
+                                               optional=True),
+                  "Which input values are nodata, as GDAL's -srcnodata: declared (the layer's own "
+                  "values; empty means the same), none (every pixel is data, e.g. saturated highlights "
+                  "at 255 that would otherwise become holes; no zero collar either), or numbers "
+                  "separated by commas, one for every band or one per band (band 1 first), e.g. 0 or "
+                  "0,0,0. The output declares the same values. The log says how many pixels were "
+                  "treated as nodata.", advanced=True)
         self._add(QgsProcessingParameterBoolean(self.ZERO_COLLAR, "Treat a zero collar as nodata",
                                                 defaultValue=True),
                   "When the input declares no nodata but zeros line its edge (as in Landsat scenes), "
-                  "treat 0 as nodata and declare it in the output.", advanced=True)
+                  "treat 0 as nodata and declare it in the output (only with Input nodata "
+                  "'declared').", advanced=True)
         self._add(QgsProcessingParameterBoolean(self.OUTPUT_MASK, "Write a mask band", defaultValue=False),
                   "Add an internal mask band to the output: 255 where valid, 0 where nodata.",
                   advanced=True)
@@ -234,6 +245,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
             cog=self.parameterAsBool(parameters, self.COG, context),
             dask=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
             adapt_steps=self.parameterAsInt(parameters, self.ADAPT_STEPS, context),
+            src_nodata=self.parameterAsString(parameters, self.NODATA, context),   # checked by run_job
         )
         try:
             run_job(job, progress=lambda f: feedback.setProgress(100.0 * f),

@@ -28,6 +28,10 @@ FORM, BASE = uic.loadUiType(str(Path(__file__).with_suffix(".ui")))
 ISE_TOOLTIP = ("Image-specific enhancement: after the model, the result is corrected this many times "
                "so that, shrunk back to the input's pixels, it matches the input. A few iterations keep "
                "colours and edges faithful to the input; 0 turns it off. Each iteration costs a little time.")
+NODATA_TOOLTIP = ("Which input values are nodata. Declared: the layer's own value (where that is 255 in a "
+                  "Byte image, saturated highlights become holes). None: every pixel is data. These values: "
+                  "one for every band, or one per band (band 1 first). The output declares the same; the "
+                  "run log says how many pixels were treated as nodata.")
 WARNING_STYLE = "background: #fff3cd; color: #664d03; border: 1px solid #e0c36a; padding: 6px;"
 ERROR_STYLE = "background: #f8d7da; color: #58151c; border: 1px solid #e4a4ab; padding: 6px;"
 
@@ -65,6 +69,9 @@ class SuperResolveDialog(BASE, FORM):
         self.ise_spin.setToolTip(ISE_TOOLTIP)
         self.label_ise.setToolTip(ISE_TOOLTIP)
         self.fill_devices()
+        self.nodata_combo.setToolTip(NODATA_TOOLTIP)
+        self.label_nodata.setToolTip(NODATA_TOOLTIP)
+        self.nodata_edit.setToolTip("One value for every band, or one per band, separated by commas.")
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.setToolTip("Where to write the result. It is added to the map when the run ends.")
@@ -82,6 +89,8 @@ class SuperResolveDialog(BASE, FORM):
         self.scale_combo.currentIndexChanged.connect(self.on_settings_changed)
         self.ise_spin.valueChanged.connect(self.on_settings_changed)
         self.device_combo.currentIndexChanged.connect(self.on_settings_changed)
+        self.nodata_combo.currentIndexChanged.connect(self.on_nodata_changed)
+        self.nodata_edit.editingFinished.connect(self.on_settings_changed)
         self.bands_combo.checkedItemsChanged.connect(self.on_settings_changed)
         self.extent_box.extentChanged.connect(self.update_estimate)
         self.extent_box.toggled.connect(self.update_estimate)
@@ -105,6 +114,56 @@ class SuperResolveDialog(BASE, FORM):
         if not gpu:
             self.device_combo.model().item(2).setEnabled(False)
         self.device_combo.setToolTip("Where the model runs. Automatic uses a CUDA GPU when PyTorch sees one.")
+
+    def fill_nodata(self) -> None:
+        """Declared (naming the layer's values), none, or values typed in; the choice is kept."""
+        kept = self.nodata_combo.currentData() or "declared"
+        self.nodata_combo.blockSignals(True)
+        self.nodata_combo.clear()
+        self.nodata_combo.addItem(f"Declared by the layer ({self.declared_nodata()})", "declared")
+        self.nodata_combo.addItem("None: every pixel is data", "none")
+        self.nodata_combo.addItem("These values:", "values")
+        self.nodata_combo.setCurrentIndex(self.nodata_combo.findData(kept))
+        self.nodata_combo.blockSignals(False)
+        self.on_nodata_changed()
+
+    def declared_nodata(self) -> str:
+        """The layer's declared nodata, e.g. ``255`` or ``none declared``."""
+        layer = self.layer()
+        if layer is None:
+            return "none declared"
+        provider = layer.dataProvider()
+        shown = [f"{provider.sourceNoDataValue(b):g}" if provider.sourceHasNoDataValue(b) else "none"
+                 for b in range(1, layer.bandCount() + 1)]
+        if len(set(shown)) == 1:
+            return "none declared" if shown[0] == "none" else shown[0]
+        return ", ".join(shown)
+
+    def on_nodata_changed(self, _index=None) -> None:
+        """The values field is for the "These values" choice only."""
+        self.nodata_edit.setEnabled(self.nodata_combo.currentData() == "values")
+        self.on_settings_changed()   # the preview and the time estimate follow the choice
+
+    def nodata(self) -> str:
+        """The NODATA parameter: ``declared``, ``none`` or the values typed in."""
+        choice = self.nodata_combo.currentData() or "declared"
+        return self.nodata_edit.text().strip() if choice == "values" else choice
+
+    def nodata_problem(self) -> str:
+        """Why the typed nodata values cannot be used with this layer, or ""."""
+        if self.nodata_combo.currentData() != "values" or not self.is_file_layer():
+            return ""
+        if not self.nodata():
+            return "Type the input nodata values (e.g. 0 or 0,0,0), or choose Declared or None."
+        from ..backend.raster_io import read_info
+        from ..backend.src_nodata import resolve_src_nodata
+        try:
+            info = read_info(pv.layer_path(self.layer()))
+            resolve_src_nodata(self.nodata(), [b.nodata for b in info.bands],
+                               self.bands() or range(1, info.band_count + 1), info.dtype)
+        except SuperResError as exc:
+            return str(exc)
+        return ""
 
     def offer_scales(self) -> None:
         """List the scales the chosen model has weights for, keeping the choice (×4 first)."""
@@ -160,7 +219,7 @@ class SuperResolveDialog(BASE, FORM):
         if not self.is_file_layer():
             return None
         return pv.RunSettings(pv.layer_path(self.layer()), self.model_combo.currentData(), self.scale(),
-                              self.ise_spin.value(), self.bands(), self.device_combo.currentData())
+                              self.ise_spin.value(), self.bands(), self.device_combo.currentData(), self.nodata())
 
     # --- reacting to choices ------------------------------------------------------------
 
@@ -178,6 +237,7 @@ class SuperResolveDialog(BASE, FORM):
             self.extent_box.setOutputExtentFromOriginal()
             self.extent_box.setChecked(False)   # setting an extent checks the box; the default is all
         self.bands_combo.blockSignals(False)
+        self.fill_nodata()
         self.on_settings_changed()
 
     def on_model_changed(self, _index=None) -> None:
@@ -269,7 +329,8 @@ class SuperResolveDialog(BASE, FORM):
     def timing_settings_key(self):
         """What the time estimate depends on (not the extent: the estimate scales with it)."""
         s = self.settings()
-        return None if s is None else (s.path, s.model, s.scale, s.ise_iterations, tuple(s.bands), s.device)
+        return None if s is None else (s.path, s.model, s.scale, s.ise_iterations, tuple(s.bands), s.device,
+                                      s.nodata)
 
     def start_timing(self) -> None:
         """Time two small crops in the background (the previous timing is cancelled)."""
@@ -358,6 +419,7 @@ class SuperResolveDialog(BASE, FORM):
             extent_crs=layer.crs().authid() if rect is not None and layer is not None else "",
             bands=self.bands(),
             device=self.device_combo.currentData(),
+            nodata=self.nodata(),
         )
 
     def accept(self) -> None:
@@ -366,6 +428,10 @@ class SuperResolveDialog(BASE, FORM):
             self.show_warning("Choose a raster layer stored in a file (GeoTIFF, JPEG2000, …).", ERROR_STYLE)
             return
         if not self.warn_about_output(True):
+            return
+        problem = self.nodata_problem()
+        if problem:
+            self.show_warning(problem, ERROR_STYLE)
             return
         super().accept()
 

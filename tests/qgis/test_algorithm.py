@@ -35,7 +35,7 @@ def test_provider_and_parameters_registered():
     assert alg is not None and alg.displayName() == "Super-resolve raster"
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "MODEL", "SCALE", "ISE_ITERATIONS", "EXTENT", "BANDS", "DEVICE",
-                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "WEIGHTS", "SELF_ENSEMBLE", "ZERO_COLLAR",
+                     "TILE_SIZE", "TILE_OVERLAP", "ISE_KERNEL", "WEIGHTS", "SELF_ENSEMBLE", "NODATA", "ZERO_COLLAR",
                      "OUTPUT_MASK", "PRECISION", "COG", "DASK_SCHEDULER", "ADAPT_STEPS", "OUTPUT"]
     assert all(p.help() for p in alg.parameterDefinitions())
     model = alg.parameterDefinition("MODEL")
