@@ -23,7 +23,7 @@ TRACKER :=
 REPOSITORY :=
 HOMEPAGE :=
 
-.PHONY: setup system-packages scan-venv demo test test-unit test-qgis install package data train evaluate bench docs gui-check clean
+.PHONY: setup system-packages scan-venv demo test test-latest test-unit test-qgis install package data train evaluate bench docs gui-check clean
 
 setup: system-packages $(VENV)/.stamp
 
@@ -55,6 +55,11 @@ demo: setup
 test: setup $(QT6_VENV)/.stamp scan-venv
 	$(PY) -m pytest tests/unit -p no:qgis -q
 	$(PY) -m pytest tests/qgis -q
+
+# The whole suite on Debian sid's QGIS 3.44 (Python 3.14, numpy 2, GDAL 3.13, Debian's python3-torch)
+# in a debootstrap chroot outside the work tree (SID_DIR, default /var/tmp/superres-sid), built once, reused.
+test-latest:
+	tools/test_latest.sh
 
 install: setup
 	$(PY) tools/install_plugin.py

@@ -313,6 +313,9 @@ def adapt_engine(engine, reader, region, steps: int, log: Optional[Callable[[str
         net.load_state_dict(best_state)
         for p in net.parameters():
             p.requires_grad_(False)
+        # back to the layout the engine runs (trained channels-last on the CPU): a channels-last
+        # network fed contiguous tiles would take another convolution path than the one chosen
+        net = net.to(memory_format=torch.channels_last if engine.channels_last else torch.contiguous_format)
         engine.net = net
     report = AdaptReport(steps, step, best_step, before, best if best_state is not None else before, best,
                          (len(held_raw), len(crops_raw), side), time.perf_counter() - start, stopped)

@@ -15,7 +15,8 @@ Adam, and DEGAN's discriminator, start afresh), or, when none is shipped,
 from the recipe's ``init`` file (random weights without one), or from random
 weights with ``--scratch``. The rate is held for the first half of the new steps and
 decayed to zero over the second half; the number of new steps is sized from a
-short timing run so that the decay ends inside the budget. The metadata
+short timing run so that the decay ends inside the budget (or given with
+``--steps``: no timing run and no wall-clock cap, the same steps on any machine). The metadata
 records the device (with the GPU's name), the steps and the recipe.
 """
 import argparse
@@ -73,11 +74,22 @@ def seconds_per_step(recipe, device: str) -> float:
     return 1.5 * float(np.mean(times))
 
 
-def train(targets, minutes: float, out_dir: Path, batch: int = 0, scratch: bool = False) -> None:
+def steps_in(minutes: float, step_seconds: float, name: str) -> int:
+    """New steps of ``step_seconds`` each that fit in ``minutes``; SystemExit if not even one does."""
+    new = int(minutes * 60 / step_seconds)
+    if new < 1:
+        raise SystemExit(f"{name}: --minutes {minutes:g} is shorter than one training step here "
+                         f"({step_seconds:.1f} s with its allowance); give more minutes or --steps.")
+    return new
+
+
+def train(targets, minutes: float, out_dir: Path, batch: int = 0, scratch: bool = False,
+          steps: int = 0) -> None:
     """Continue each ``model:scale:weights`` target for ``minutes`` on the GPU (or CPU).
 
     ``batch`` overrides the recipe's batch size (a GPU has room for more);
-    ``scratch`` starts from random weights even where a file is shipped.
+    ``scratch`` starts from random weights even where a file is shipped;
+    ``steps`` trains exactly that many new steps instead (``minutes`` is then unused).
     The run folder (checkpoint, log) lives in ``out_dir``, so a call killed
     by its time limit still brings back what was trained.
     """
@@ -102,13 +114,14 @@ def train(targets, minutes: float, out_dir: Path, batch: int = 0, scratch: bool 
             done = int(read_metadata(shipped)["steps"])
             wall = float(read_metadata(shipped)["wall_minutes"])
             shutil.copy(shipped, out)
-        new = int(minutes * 60 / seconds_per_step(recipe, device))
+        new = steps or steps_in(minutes, seconds_per_step(recipe, device), recipe.name)
         # The cap guards the call's time limit if the timing run was optimistic
         # (the file is written only at the end); it counts the shipped file's minutes too.
+        # A step count needs none: it ends the run on its own.
         # DEGAN keeps seed 001's step decay (x0.1), the others decay by a cosine.
         recipe = dataclasses.replace(recipe, steps=done + new, decay_from=done + new // 2,
                                      schedule="step" if recipe.schedule == "step" else "cosine",
-                                     max_minutes=wall + 1.5 * minutes)
+                                     max_minutes=0.0 if steps else wall + 1.5 * minutes)
         print(f"{recipe.name}: {done} -> {recipe.steps} steps", flush=True)
         # A fresh run folder: a checkpoint left by an earlier call would be resumed instead.
         # Under $OUT, so a call killed by its time limit still brings the checkpoint back.
@@ -126,6 +139,8 @@ def main() -> None:
     t = sub.add_parser("train", help="continue shipped files (run on the GPU machine)")
     t.add_argument("targets", nargs="+", help="model:scale:weights, e.g. dganet:4:aerial")
     t.add_argument("--minutes", type=float, default=4.0, help="training minutes per file")
+    t.add_argument("--steps", type=int, default=0,
+                   help="new steps per file instead of --minutes (no timing run, no wall-clock cap)")
     t.add_argument("--batch", type=int, default=0, help="batch size (default: the recipe's)")
     t.add_argument("--scratch", action="store_true", help="start from random weights, not the shipped file")
     args = p.parse_args()
@@ -134,7 +149,9 @@ def main() -> None:
     else:
         out_dir = Path(os.environ.get("OUT", ROOT / "train_runs" / "gpu_out"))
         out_dir.mkdir(parents=True, exist_ok=True)
-        train(args.targets, args.minutes, out_dir, args.batch, args.scratch)
+        if args.steps < 0:
+            p.error("--steps must be 0 or more")
+        train(args.targets, args.minutes, out_dir, args.batch, args.scratch, args.steps)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,24 @@ def plugin(qgis_app, qgis_iface, qgis_processing):
     instance.unload()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def layer_tree_view(qgis_iface):
+    """A real layer tree view over the project's tree, as QGIS's iface has.
+
+    Processing (QGIS 3.44) hands ``iface.layerTreeView()`` to
+    ``QgsProcessingGuiUtils.addResultLayers`` when a run loads its outputs;
+    pytest-qgis's mock iface would hand it a MagicMock, the call raises inside
+    a finished task's slot, and PyQt aborts the process.
+    """
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    qgis_iface.layerTreeView = lambda: view
+    yield view
+    del qgis_iface.layerTreeView
+
+
 @pytest.fixture
 def package():
     """The plugin package as imported under its QGIS name."""

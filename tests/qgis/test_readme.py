@@ -73,13 +73,18 @@ def test_readme_snippets_run(tmp_path, env, qgis_iface):
             exec(code.replace("/tmp/", f"{tmp_path}/"), console)
         ran.append(code)
     assert any("qgis_process.bin run superres:superresolve" in c for c in ran)
-    # make install went into the fresh default profile and linked the venv's torch there
+    # make install went into the fresh default profile and linked the venv's torch there; a
+    # torch installed with the system Python (Debian's python3-torch) is QGIS's already: no link
     profile = tmp_path / "home" / ".local/share/QGIS/QGIS3/profiles/default"
     assert (profile / "python/plugins/raster_super_resolution/LICENSE").is_file()
     pth = profile / "raster_super_resolution_deps" / f"python{sys.version_info[0]}.{sys.version_info[1]}" \
         / "raster_super_resolution_venv.pth"
     import torch
-    assert pth.read_text().strip() == str(Path(torch.__file__).resolve().parent.parent)
+    torch_dir = Path(torch.__file__).resolve().parent.parent
+    if sys.prefix != sys.base_prefix and torch_dir.is_relative_to(Path(sys.prefix).resolve()):
+        assert pth.read_text().strip() == str(torch_dir)
+    else:
+        assert torch_dir.is_relative_to(Path(sys.base_prefix).resolve()) and not pth.exists()
     # ... and qgis_process, with no PYTHONPATH, ran dganet there: the same pixels as the PyQGIS
     # and command-line snippets (dganet x4, ISE 5, the same crop)
     qp = read(tmp_path / "sr_qp.tif")

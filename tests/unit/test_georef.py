@@ -158,12 +158,14 @@ def _paletted(tmp_path):
     ds = gdal.GetDriverByName("GTiff").Create(str(src), 128, 128, 1, gdal.GDT_Byte)
     ds.SetGeoTransform(gdal.Open(str(AERIAL)).GetGeoTransform())
     band = ds.GetRasterBand(1)
-    band.WriteArray(classes)
     ct = gdal.ColorTable()
     for k, rgba in enumerate([(0, 0, 0, 255), (200, 0, 0, 255), (0, 200, 0, 255), (0, 0, 200, 255)]):
         ct.SetColorEntry(k, rgba)
+    # the palette before the pixels: once they are written GDAL 3.13 may refuse to change
+    # the TIFF's PhotometricInterpretation (an error, with exceptions on)
     band.SetColorTable(ct)
     band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(classes)
     ds = None
     return src, classes
 

@@ -35,13 +35,14 @@ def test_gpu_train_continues_the_shipped_file_and_ends_its_decay(tmp_path, monke
     before, done = _sha(shipped), int(read_metadata(shipped)["steps"])
     out = tmp_path / "out"
     out.mkdir()
-    gpu_train.train(["dganet:2:aerial"], 0.03, out, batch=2)
+    # a step count, not minutes: a slow CPU trains the same steps (4 new ones)
+    gpu_train.train(["dganet:2:aerial"], 0.0, out, batch=2, steps=4)
     assert _sha(shipped) == before                                   # the shipped file is untouched
     # only the weights and their curve come back (a call returns at most 8 files)
     assert sorted(p.name for p in out.iterdir()) == [shipped.with_suffix(".log.csv").name, shipped.name]
     meta = read_metadata(out / shipped.name)
     steps = int(meta["steps"])
-    assert steps > done
+    assert steps == done + 4
     with safe_open(str(out / shipped.name), "pt") as f:
         rec = json.loads(f.metadata()["recipe"])
     # the new steps hold the rate for their first half, then decay to zero by the last
@@ -49,6 +50,14 @@ def test_gpu_train_continues_the_shipped_file_and_ends_its_decay(tmp_path, monke
     assert rec["batch"] == 2
     curve = (out / shipped.with_suffix(".log.csv").name).read_text().splitlines()
     assert curve[-1].split(",")[0] == str(steps) and float(curve[-1].split(",")[-1]) == 0.0
+
+
+def test_gpu_train_sizes_its_steps_from_the_minutes():
+    gpu_train = importlib.import_module("gpu_train")
+    assert gpu_train.steps_in(4.0, 0.5, "r") == 480
+    # a budget shorter than one step is an error, never a run that trains nothing
+    with pytest.raises(SystemExit, match="r: --minutes 0.01 is shorter than one training step here"):
+        gpu_train.steps_in(0.01, 1.5, "r")
 
 
 def test_gpu_bench_saves_each_measurement_as_it_comes(tmp_path, monkeypatch):
