@@ -61,3 +61,23 @@ def layer_tree_view(qgis_iface):
 def package():
     """The plugin package as imported under its QGIS name."""
     return importlib.import_module(PACKAGE)
+
+
+@pytest.fixture
+def dialog_module(package):
+    """The dialog's module, as imported under the plugin's package name."""
+    return importlib.import_module(package.__name__ + ".ui.superresolve_dialog")
+
+
+@pytest.fixture
+def layers():
+    """The aerial and Landsat crops as project layers (removed afterwards)."""
+    from qgis.core import QgsProject, QgsRasterLayer
+    from helpers import AERIAL, LANDSAT
+    project = QgsProject.instance()
+    added = {name: QgsRasterLayer(str(path), name) for name, path in (("aerial", AERIAL), ("landsat", LANDSAT))}
+    for layer in added.values():
+        project.addMapLayer(layer)
+    yield added
+    for layer in added.values():
+        project.removeMapLayer(layer.id())

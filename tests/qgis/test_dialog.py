@@ -1,31 +1,12 @@
 """The "Super-resolve layer…" dialog: its choices, warnings, estimates and preview, on real crops."""
-from importlib import import_module
-
 import numpy as np
 import processing
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import QgsRectangle
 from qgis.PyQt.QtCore import Qt
 
 from helpers import AERIAL, LANDSAT, read, until
-
-
-@pytest.fixture
-def dialog_module(package):
-    return import_module(package.__name__ + ".ui.superresolve_dialog")
-
-
-@pytest.fixture
-def layers():
-    """The aerial and Landsat crops as project layers (removed afterwards)."""
-    project = QgsProject.instance()
-    added = {name: QgsRasterLayer(str(path), name) for name, path in (("aerial", AERIAL), ("landsat", LANDSAT))}
-    for layer in added.values():
-        project.addMapLayer(layer)
-    yield added
-    for layer in added.values():
-        project.removeMapLayer(layer.id())
 
 
 def _dialog(dialog_module, iface, layer):

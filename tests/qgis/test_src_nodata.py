@@ -1,6 +1,5 @@
 """NODATA (input nodata as the analyst decides) in the algorithm, a graphical model, qgis_process and the dialog."""
 import sys
-from importlib import import_module
 
 import numpy as np
 import processing
@@ -10,9 +9,9 @@ from qgis.core import (QgsApplication, QgsProcessingException, QgsProcessingFeed
                        QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
                        QgsProcessingModelChildParameterSource as Source, QgsProcessingModelOutput,
                        QgsProcessingModelParameter, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsProject, QgsRasterLayer)
+                       QgsProcessingParameterString)
 
-from helpers import AERIAL, LANDSAT, ROOT, read
+from helpers import AERIAL, ROOT, read
 
 sys.path.insert(0, str(ROOT / "tools"))
 from qgis_profile import run_qgis_process, temporary_config  # noqa: E402
@@ -132,22 +131,6 @@ def test_qgis_process_nodata_none(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Input nodata: none (NODATA none): no pixel is nodata." in proc.stdout
     assert _declared(out) == [None] * 3 and read(out)[_highlights_x2()].mean() > 200
-
-
-@pytest.fixture
-def dialog_module(package):
-    return import_module(package.__name__ + ".ui.superresolve_dialog")
-
-
-@pytest.fixture
-def layers():
-    project = QgsProject.instance()
-    added = {name: QgsRasterLayer(str(path), name) for name, path in (("aerial", AERIAL), ("landsat", LANDSAT))}
-    for layer in added.values():
-        project.addMapLayer(layer)
-    yield added
-    for layer in added.values():
-        project.removeMapLayer(layer.id())
 
 
 def test_dialog_offers_declared_none_and_values(dialog_module, qgis_iface, layers, tmp_path):
