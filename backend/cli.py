@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "every band or one per band (a negative one as --src-nodata=-9999); the output "
                          "declares the same")
     sr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                    help="auto: bf16 where the CPU or GPU computes it natively, else fp32")
+                    help="auto: the fastest of fp32 and bf16, measured once on this machine and cached")
     sr.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF with overviews")
     sr.add_argument("--dask", default=None, metavar="ADDRESS",
                     help="run the tiles on a dask.distributed scheduler (tcp://host:8786), "

@@ -23,7 +23,7 @@ from .encoding import gdal_type_name
 from .errors import SuperResError
 from .normalise import SAMPLE_PIXELS, BandStats, compute_stats, valid_mask
 from .registry import check_scale, get_model
-from .src_nodata import (DECLARED, DECLARED_ORIGIN, OneNodataWriter, SrcNodata, dataset_nodata, needs_one_nodata,
+from .src_nodata import (DECLARED, OneNodataWriter, SrcNodata, dataset_nodata, needs_one_nodata,
                          nodata_report, parse_src_nodata, resolve_src_nodata)
 from .tiling import plan_tiles, run_tiles
 from .window import Window
@@ -249,7 +249,7 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
          precision: str = "auto", dask: Optional[str] = None,
          input_path: Optional[str] = None,
          bands: Optional[Sequence[int]] = None, adapt_steps: int = 0,
-         nodata_origin: str = "as given", nodata_declared: bool = False) -> Tuple[Engine, Tiling, int]:
+         nodata_origin: str = "as given") -> Tuple[Engine, Tiling, int]:
     """The part shared by files and arrays: statistics, engine, tiles (keyword arguments only)."""
     sample = reader.read_sample(region, SAMPLE_PIXELS)
     valid = valid_mask(sample, reader.nodata)
@@ -258,7 +258,7 @@ def _run(reader, writer, region: Window, *, raster_w: int, raster_h: int, dtype,
         # counted on the statistics sample: no extra pass over the raster
         for line in nodata_report(sample, valid, reader.nodata, dtype, nodata_origin,
                                   list(bands or range(1, sample.shape[0] + 1)),
-                                  sample.shape[1:] == (region.h, region.w), nodata_declared, scale):
+                                  sample.shape[1:] == (region.h, region.w), scale):
             log(line)
     config = engine_config(spec.name, scale, stats, sample.shape[0], rgb, dtype, reader.nodata,
                            device=device, ise_iterations=ise_iterations, ise_kernel=ise_kernel,
@@ -437,7 +437,7 @@ def run_job(job: SuperResolveJob, progress: Optional[Callable[[float], None]] = 
             progress=progress, is_cancelled=is_cancelled, log=say, weights=job.weights,
             pixel_size_m=info.pixel_size_m, self_ensemble=job.self_ensemble,
             precision=job.precision, dask=job.dask, input_path=os.path.abspath(src), bands=bands,
-            adapt_steps=job.adapt_steps, nodata_origin=origin, nodata_declared=origin == DECLARED_ORIGIN)
+            adapt_steps=job.adapt_steps, nodata_origin=origin)
         writer.commit(job.overwrite)
     except BaseException:
         if writer is not None:

@@ -122,16 +122,16 @@ def _values_text(nodata: Sequence[Optional[float]]) -> str:
 
 
 def nodata_report(sample: np.ndarray, valid: np.ndarray, nodata: Sequence[Optional[float]], dtype,
-                  origin: str, band_numbers: Sequence[int], whole: bool, declared: bool,
-                  scale: int) -> List[str]:
+                  origin: str, band_numbers: Sequence[int], whole: bool, scale: int) -> List[str]:
     """Log lines: how many pixels are nodata, and a warning about scattered extreme values.
 
     ``sample`` and ``valid`` are the run's statistics sample (C, h, w) and its
     validity; ``whole`` says the sample is the whole window (counts are then
     exact, else shares of a regular sample). The warning, one line, comes
-    when a ``declared`` value equals the data type's minimum or maximum and
-    most of its pixels have at most one nodata neighbour: single pixels,
-    not areas (saturated highlights rather than a fill).
+    when a declared value (``origin`` is ``DECLARED_ORIGIN``) equals the
+    data type's minimum or maximum and most of its pixels have at most one
+    nodata neighbour: single pixels, not areas (saturated highlights rather
+    than a fill).
     """
     dtype = np.dtype(dtype)
     total = int(np.prod(sample.shape[1:]))
@@ -154,7 +154,7 @@ def nodata_report(sample: np.ndarray, valid: np.ndarray, nodata: Sequence[Option
             text += " in at least one band; per band " + ", ".join(
                 f"{b}: {amount(int(n))}" for b, n in zip(band_numbers, per_band))
         lines = [text + "."]
-    if not declared or dtype.kind not in "iuf":
+    if origin != DECLARED_ORIGIN or dtype.kind not in "iuf":
         return lines
     lo, hi = type_range(dtype)
     flagged = []

@@ -231,7 +231,7 @@ def test_report_on_a_decimated_sample_gives_shares():
     sample = read(AERIAL)
     valid = sample != 255
     lines = nodata_report(sample, valid, [255.0] * 3, np.uint8, "declared by the input", [1, 2, 3],
-                          False, True, 4)
+                          False, 4)
     union = valid.all(axis=0).size - int(valid.all(axis=0).sum())
     share = f"{100 * union / sample[0].size:.2f}%"
     assert lines[0] == (f"Input nodata: 255 in every band (declared by the input): about {share} of the pixels "
