@@ -129,7 +129,7 @@ def evaluate_array(hr: np.ndarray, scale: int, models: Sequence[str], ise_list: 
 def gdalwarp_cubic(lr: np.ndarray, scale: int) -> np.ndarray:
     """``gdalwarp -r cubic`` of a (C, h, w) array to (C, h*s, w*s), in its data type."""
     from osgeo import gdal_array
-    from .raster_io import gdal_exceptions
+    from .raster_io import gdal_exceptions, gdal_message
     c, h, w = lr.shape
     with gdal_exceptions() as gdal:
         try:
@@ -139,8 +139,7 @@ def gdalwarp_cubic(lr: np.ndarray, scale: int) -> np.ndarray:
                             outputBounds=(0.0, -h * scale, w * scale, 0.0), resampleAlg="cubic")
             out = dst.ReadAsArray()
         except RuntimeError as exc:
-            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            raise SuperResError(f"GDAL's cubic warp ({GDALWARP_CUBIC}) failed: {message}.") from None
+            raise SuperResError(f"GDAL's cubic warp ({GDALWARP_CUBIC}) failed: {gdal_message(exc)}.") from None
     return out.reshape(c, h * scale, w * scale)
 
 

@@ -190,7 +190,7 @@ def read_info(path: str) -> RasterInfo:
         return _read_info(path)
 
 
-def _one_line(message: str) -> str:
+def gdal_message(message: str) -> str:
     """GDAL's message on one line (GDAL 3.7+ adds its causes on lines of their own)."""
     return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
@@ -200,7 +200,7 @@ def _read_info(path: str) -> RasterInfo:
     try:
         ds, why = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY), ""
     except RuntimeError as exc:
-        ds, why = None, _one_line(exc)
+        ds, why = None, gdal_message(exc)
     if ds is None and not str(path).startswith("/vsi") and not os.path.exists(str(path)):
         raise SuperResError(f"Input file '{path}' does not exist.")
     if ds is None:
@@ -208,7 +208,7 @@ def _read_info(path: str) -> RasterInfo:
     try:
         return _describe_input(gdal, ds, path)
     except RuntimeError as exc:
-        raise SuperResError(f"Cannot read '{path}' as a raster: {_one_line(exc)}.") from None
+        raise SuperResError(f"Cannot read '{path}' as a raster: {gdal_message(exc)}.") from None
 
 
 def _describe_input(gdal, ds, path: str) -> RasterInfo:
@@ -252,7 +252,7 @@ class GdalReader:
             try:
                 self._ds = gdal.OpenEx(info.path, gdal.OF_RASTER | gdal.OF_READONLY)
             except RuntimeError as exc:   # e.g. deleted since read_info
-                raise SuperResError(f"Cannot open '{info.path}' as a raster: {_one_line(exc)}.") from None
+                raise SuperResError(f"Cannot open '{info.path}' as a raster: {gdal_message(exc)}.") from None
         self._row = None
 
     def read(self, window: Window) -> np.ndarray:
@@ -279,7 +279,7 @@ class GdalReader:
                     arr = self._ds.GetRasterBand(b).ReadAsArray(window.x, window.y, window.w, window.h,
                                                                 buf_xsize=bw, buf_ysize=bh)
                 except Exception as exc:   # RuntimeError from GDAL, or numpy's on a bad buffer
-                    arr, why = None, _one_line(exc)
+                    arr, why = None, gdal_message(exc)
                 else:
                     why = "no data returned"
                 if arr is None:
